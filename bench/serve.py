@@ -1,0 +1,58 @@
+"""The server side of a benchmark run: the real GameApp in its own process.
+
+    python bench/serve.py DATA_DIR [--cpu N] [--tick-rate 64]
+
+Prints `READY <port> <public_key>` once listening. SIGUSR1 starts the
+measured window (resets the tick statistics); SIGTERM ends it: one JSON line
+of tick statistics on stdout, then a normal shutdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import uvloop
+
+from gameserver import _accel
+from gameserver.app import GameApp
+from gameserver.config import Config
+from gameserver.engine import TickStats
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--cpu", type=int, default=None)
+    parser.add_argument("--tick-rate", type=int, default=64)
+    args = parser.parse_args()
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    app = GameApp(
+        Config(host="127.0.0.1", port=0, data_dir=args.data_dir, tick_rate=args.tick_rate)
+    )
+    default, _ = app.default_app()
+    port = await app.start()
+    print(f"READY {port} {default.public_key}", flush=True)
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+
+    def reset() -> None:
+        app.service.scheduler.stats = TickStats()
+
+    loop.add_signal_handler(signal.SIGUSR1, reset)
+    loop.add_signal_handler(signal.SIGTERM, done.set)
+    await done.wait()
+    summary = app.service.scheduler.stats.summary()
+    summary["core"] = _accel.IMPL
+    summary["rooms"] = len(app.service.directory)
+    print(json.dumps(summary), flush=True)
+    await app.stop()
+
+
+if __name__ == "__main__":
+    uvloop.run(main())

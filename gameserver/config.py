@@ -1,0 +1,50 @@
+"""Every bound and default of the server, in one place.
+
+The command line (`cli.py`) fills a `Config`; everything else reads it. When a
+figure here changes, `docs/` changes in the same commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Config", "PROTOCOL_VERSION", "BUILTIN_SCRIPTS_DIR"]
+
+PROTOCOL_VERSION = 1
+
+# Lua scripts shipped with the server (the repository's scripts/ folder).
+BUILTIN_SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    # Network
+    host: str = "0.0.0.0"
+    port: int = 8787
+    max_message_bytes: int = 64 * 1024  # larger frames close the socket with 1009
+
+    # Storage
+    data_dir: Path = Path("gameserver-data")
+    scripts_dirs: tuple[Path, ...] = field(default_factory=lambda: (BUILTIN_SCRIPTS_DIR,))
+
+    # Rooms
+    tick_rate: int = 64  # default for rooms that do not ask for one
+    min_tick_rate: int = 1
+    max_tick_rate: int = 128
+    default_max_players: int = 100
+    max_players_limit: int = 10_000
+    empty_room_timeout: float = 30.0  # seconds an empty room lives before it is disposed
+    max_actions_per_tick: int = 1024  # per room; more are refused with `rate_limited`
+
+    # Identifiers and sizes a client may send
+    max_id_length: int = 64  # roomId, categoryId, scriptName
+    max_client_id_length: int = 128
+    max_metadata_entries: int = 32
+    max_metadata_value_length: int = 256
+    max_chat_length: int = 1000
+    max_value_depth: int = 32  # nesting of action data
+
+    # Lua
+    lua_memory_limit: int = 32 * 1024 * 1024
+    lua_instruction_limit: int = 1_000_000  # VM instructions per hook call

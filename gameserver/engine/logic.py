@@ -1,0 +1,55 @@
+"""The room-handler lifecycle: what a room asks of its game logic.
+
+One interface, implemented per runtime (Lua scripts in gameserver.scripting,
+the relay below for rooms without a script). The room calls, in this order:
+`on_init` once; then between ticks `on_join` / `on_leave`; at each tick
+`on_action` once per queued action in arrival order, then `on_tick`, which
+returns the state changes made since the previous `on_tick` (by any hook);
+`on_dispose` once at the end. Logic that fails reports through
+`room.script_failed(error)`; it never raises into the room.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from gameserver.engine.room import Player, Room
+
+__all__ = ["RoomLogic", "RelayLogic", "Change"]
+
+Change = dict[str, Any]  # {"path", "operation": "set" | "delete", "value"?}
+
+
+class RoomLogic(Protocol):
+    def on_init(self, room: Room) -> None: ...
+    def on_join(self, room: Room, player: Player) -> None: ...
+    def on_leave(self, room: Room, player: Player, reason: str) -> None: ...
+    def on_action(self, room: Room, client_id: str, action: dict[str, Any]) -> bool:
+        """True relays the action to every member as an `action` event."""
+        ...
+
+    def on_tick(self, room: Room, dt: float, tick: int) -> list[Change]: ...
+    def on_dispose(self, room: Room) -> None: ...
+
+
+class RelayLogic:
+    """A room without a script: relays every action and keeps its state as it is."""
+
+    def on_init(self, room: Room) -> None:
+        pass
+
+    def on_join(self, room: Room, player: Player) -> None:
+        pass
+
+    def on_leave(self, room: Room, player: Player, reason: str) -> None:
+        pass
+
+    def on_action(self, room: Room, client_id: str, action: dict[str, Any]) -> bool:
+        return True
+
+    def on_tick(self, room: Room, dt: float, tick: int) -> list[Change]:
+        return []
+
+    def on_dispose(self, room: Room) -> None:
+        pass

@@ -1,0 +1,237 @@
+"""A room: its members, its authoritative state, and one tick.
+
+Invariants:
+- `state` is what every member has seen: the `joined`/`state` snapshot carries
+  `version`, and each delta sent moves `version` by exactly one. A tick that
+  changes nothing sends nothing.
+- Actions wait in `_actions` (bounded: `max_actions_per_tick`; over it the
+  sender gets `rate_limited` and the action is dropped) and are applied at the
+  start of the next tick, in arrival order.
+- Members hear about the room through the `RoomSink` only; the room never
+  encodes or sends anything itself.
+
+Times: `now_ms` arguments are wall-clock milliseconds since the epoch (what
+clients see); tick arithmetic lives in the scheduler.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gameserver import _accel
+from gameserver.engine.logic import RoomLogic
+from gameserver.errors import GameServerError, RoomError, ScriptError
+
+__all__ = ["Player", "Room", "RoomSink"]
+
+
+@dataclass(slots=True)
+class Player:
+    client_id: str
+    joined_at: int  # ms since epoch
+    metadata: dict[str, str] = field(default_factory=dict)
+    # The I/O side's handle on this player's connection; the engine never looks inside.
+    conn: Any = field(default=None, repr=False, compare=False)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"clientId": self.client_id, "joinedAt": self.joined_at, "metadata": self.metadata}
+
+
+class RoomSink(Protocol):
+    """Where a room's messages go. The I/O side encodes each message once per
+    encoding and queues the same bytes for every recipient."""
+
+    def broadcast(self, room: Room, message: dict[str, Any]) -> None: ...
+    def send(self, room: Room, client_id: str, message: dict[str, Any]) -> None: ...
+
+
+class Room:
+    def __init__(
+        self,
+        *,
+        room_id: str,
+        app_id: str,
+        category_id: str | None,
+        max_players: int,
+        tick_rate: int,
+        metadata: dict[str, str],
+        created_at: int,
+        logic: RoomLogic,
+        sink: RoomSink,
+        max_actions_per_tick: int,
+        script_name: str | None = None,
+    ) -> None:
+        self.id = room_id
+        self.app_id = app_id
+        self.category_id = category_id
+        self.max_players = max_players
+        self.tick_rate = tick_rate
+        self.metadata = metadata
+        self.created_at = created_at
+        self.script_name = script_name
+        self.logic = logic
+        self.sink = sink
+        self.state: dict[str, Any] = {}
+        self.version = 0
+        self.tick = 0
+        self.skipped_ticks = 0
+        self.members: dict[str, Player] = {}
+        self.closed = False
+        self.empty_since: float | None = None  # monotonic seconds; set while nobody is in
+        self._max_actions = max_actions_per_tick
+        self._actions: deque[tuple[str, dict[str, Any]]] = deque()
+
+    # Membership ---------------------------------------------------------
+
+    def join(self, player: Player) -> None:
+        """Seat `player`; the others hear `player_joined`. The caller then sends
+        the joiner its snapshot (which lists the joiner among the players)."""
+        if len(self.members) >= self.max_players:
+            raise RoomError(
+                f"room {self.id!r} is full ({self.max_players} players)", code="room_full"
+            )
+        self.sink.broadcast(
+            self, {"type": "player_joined", "roomId": self.id, "player": player.to_wire()}
+        )
+        self.members[player.client_id] = player
+        self.empty_since = None
+        self.logic.on_join(self, player)
+
+    def leave(self, client_id: str, reason: str, now: float) -> Player | None:
+        player = self.members.pop(client_id, None)
+        if player is None:
+            return None
+        if not self.members:
+            self.empty_since = now
+        # Drop what the leaver queued: its actions must not run after it left.
+        if any(cid == client_id for cid, _ in self._actions):
+            self._actions = deque(item for item in self._actions if item[0] != client_id)
+        message = {
+            "type": "player_left",
+            "roomId": self.id,
+            "player": player.to_wire(),
+            "reason": reason,
+        }
+        self.sink.broadcast(self, message)  # the leaver is no longer a member
+        self.logic.on_leave(self, player, reason)
+        return player
+
+    # Input ----------------------------------------------------------------
+
+    def queue_action(self, client_id: str, action: dict[str, Any]) -> None:
+        if len(self._actions) >= self._max_actions:
+            raise RoomError("too many actions queued for this tick", code="rate_limited")
+        self._actions.append((client_id, action))
+
+    def chat(self, sender_id: str, message: str, now_ms: int) -> None:
+        self.sink.broadcast(
+            self,
+            {
+                "type": "chat",
+                "roomId": self.id,
+                "senderId": sender_id,
+                "message": message,
+                "timestamp": now_ms,
+            },
+        )
+
+    # The tick -----------------------------------------------------------
+
+    def run_tick(self, dt: float, skipped: int) -> bool:
+        """One tick: queued actions, the logic's tick, the delta. Returns True
+        when the state changed (a delta went out)."""
+        self.tick += 1 + skipped
+        self.skipped_ticks += skipped
+        actions, self._actions = self._actions, deque()
+        for client_id, action in actions:
+            if client_id in self.members and self.logic.on_action(self, client_id, action):
+                self.sink.broadcast(
+                    self,
+                    {
+                        "type": "action",
+                        "roomId": self.id,
+                        "clientId": client_id,
+                        "action": action,
+                        "tick": self.tick,
+                    },
+                )
+        changes = self.logic.on_tick(self, dt, self.tick)
+        if not changes:
+            return False
+        return self.publish(changes)
+
+    def publish(self, changes: list[dict[str, Any]]) -> bool:
+        """Fold `changes` into the state and send the effective ones as one delta."""
+        try:
+            effective = _accel.commit(self.state, changes)
+        except GameServerError as exc:  # a change that does not fit the state
+            self.script_failed(
+                ScriptError(f"bad state change: {exc}", script=self.script_name or "")
+            )
+            return False
+        if not effective:
+            return False
+        self.version += 1
+        self.sink.broadcast(
+            self,
+            {
+                "type": "delta",
+                "roomId": self.id,
+                "delta": {
+                    "fromVersion": self.version - 1,
+                    "toVersion": self.version,
+                    "tick": self.tick,
+                    "changes": effective,
+                },
+            },
+        )
+        return True
+
+    # Reports and views ------------------------------------------------------
+
+    def script_failed(self, error: ScriptError) -> None:
+        self.sink.broadcast(
+            self,
+            {
+                "type": "error",
+                "code": error.code,
+                "message": str(error),
+                "roomId": self.id,
+                "script": error.script,
+                "hook": error.hook,
+                "line": error.line,
+            },
+        )
+
+    def snapshot(self, now_ms: int) -> dict[str, Any]:
+        """GameState at `version`: what a joiner starts from."""
+        return {
+            "roomId": self.id,
+            "state": self.state,
+            "version": self.version,
+            "serverTime": now_ms,
+            "tickRate": self.tick_rate,
+            "players": [p.to_wire() for p in self.members.values()],
+        }
+
+    def info(self) -> dict[str, Any]:
+        """A `list_rooms` entry."""
+        return {
+            "id": self.id,
+            "categoryId": self.category_id,
+            "playerCount": len(self.members),
+            "maxPlayers": self.max_players,
+            "tickRate": self.tick_rate,
+            "metadata": self.metadata,
+            "createdAt": self.created_at,
+        }
+
+    def close(self, reason: str) -> None:
+        """Tell the members, then let the logic go. The directory forgets the room."""
+        if self.closed:
+            return
+        self.closed = True
+        self.sink.broadcast(self, {"type": "room_closed", "roomId": self.id, "reason": reason})
+        self.logic.on_dispose(self)

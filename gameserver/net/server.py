@@ -1,0 +1,221 @@
+"""The socket side: WebSocket connections in, frames out, tick timers.
+
+This is the only module that touches asyncio and websockets. It owns no game
+rules: it hands each frame to the GameService, runs the service's ticks when
+their deadline comes, and writes out what the service queued. One writer task
+per connection keeps frames in order and lets a slow reader stall only
+itself (its outbox in the Session is bounded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from gameserver.service import GameService, Refused
+from gameserver.session import Session
+from gameserver.storage import App, AppStore
+
+__all__ = ["GameServer", "WS_PATH"]
+
+log = logging.getLogger("gameserver.net")
+
+WS_PATH = "/v1/game/ws"
+# uvloop timers may fire up to ~1.2 ms early; wake this much before a tick
+# deadline and finish the wait with a short precise sleep, so ticks are never early.
+_EARLY_WAKE = 0.0015
+
+
+def _query(path: str) -> dict[str, str]:
+    parts = urlsplit(path)
+    return {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+
+
+class _AppKeys:
+    """Public key → app, with a small cache in front of the store."""
+
+    def __init__(self, store: AppStore) -> None:
+        self._store = store
+        self._cache: dict[str, App] = {}
+
+    def lookup(self, headers: Headers, query: dict[str, str]) -> App | None:
+        key = query.get("public_key") or headers.get("X-Public-Key") or ""
+        if not key.startswith("cb_pk_") or len(key) > 256:
+            return None
+        app = self._cache.get(key)
+        if app is None:
+            app = self._store.app_by_public_key(key)
+            if app is not None:
+                self._cache[key] = app
+        return app
+
+
+class _Link:
+    """One accepted socket and its session; `wake()` after the session got output."""
+
+    def __init__(self, ws: ServerConnection, session: Session) -> None:
+        self.ws = ws
+        self.session = session
+        self._ready = asyncio.Event()
+        self._text = not session.codec.binary
+        self.writer = asyncio.get_running_loop().create_task(self._write())
+
+    def wake(self) -> None:
+        self._ready.set()
+
+    async def _write(self) -> None:
+        session, ws = self.session, self.ws
+        try:
+            while True:
+                await self._ready.wait()
+                self._ready.clear()
+                frame = session.take_frame()
+                if frame is not None:
+                    await ws.send(frame, text=self._text)
+                if session.close_request is not None and not session.outbox:
+                    code, reason = session.close_request
+                    await ws.close(code, reason)
+                    return
+        except ConnectionClosed:
+            pass
+
+
+class GameServer:
+    def __init__(self, service: GameService, apps: AppStore, *, max_message_bytes: int) -> None:
+        self.service = service
+        self._keys = _AppKeys(apps)
+        self._max_message_bytes = max_message_bytes
+        self._links: dict[Session, _Link] = {}
+        self._server: Server | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_for: float | None = None
+
+    # Lifecycle --------------------------------------------------------------
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen; returns the port (useful with port 0)."""
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._check_handshake,
+            max_size=self._max_message_bytes,
+            compression=None,  # encode once, send the same bytes to every member
+            server_header=None,
+            ping_interval=20,
+            ping_timeout=20,
+            logger=logging.getLogger("gameserver.websockets"),
+        )
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Close every room and connection (1001), then stop listening."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._server is not None:
+            self._server.close(close_connections=False)
+        self.service.shutdown()
+        self.flush()
+        writers = [link.writer for link in self._links.values()]
+        if writers:
+            await asyncio.wait(writers, timeout=5)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    # Handshake and connection ---------------------------------------------------
+
+    def _check_handshake(self, ws: ServerConnection, request: Request) -> Response | None:
+        if urlsplit(request.path).path != WS_PATH:
+            return ws.respond(HTTPStatus.NOT_FOUND, f"the game endpoint is {WS_PATH}\n")
+        if self._keys.lookup(request.headers, _query(request.path)) is None:
+            return ws.respond(HTTPStatus.UNAUTHORIZED, "missing or unknown public key\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        request = ws.request
+        assert request is not None
+        query = _query(request.path)
+        app = self._keys.lookup(request.headers, query)
+        if app is None:  # the key vanished between handshake and now
+            await ws.close(4001, "unauthorized")
+            return
+        try:
+            session = self.service.open_session(
+                app.app_id, query.get("client_id"), query.get("encoding"), query.get("resume_token")
+            )
+        except Refused as refused:
+            await ws.close(refused.code, refused.reason)
+            return
+        link = self._links[session] = _Link(ws, session)
+        self.flush()  # `connected`, and the close of a session this one replaced
+        log.info(
+            "connection open app=%s client=%s peer=%s", app.app_id, session.client_id, _peer(ws)
+        )
+        try:
+            async for data in ws:
+                self.service.receive(session, data)
+                self.flush()
+                self._arm()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.service.close_session(session)
+            self.flush()
+            self._links.pop(session, None)
+            link.wake()  # let the writer see the socket is closed
+            link.writer.cancel()
+            log.info(
+                "connection closed app=%s client=%s code=%s",
+                app.app_id,
+                session.client_id,
+                ws.close_code,
+            )
+
+    def flush(self) -> None:
+        for session in self.service.take_pending():
+            link = self._links.get(session)
+            if link is not None:
+                link.wake()
+
+    # Ticks ------------------------------------------------------------------
+
+    def _arm(self) -> None:
+        """(Re)arm the tick timer for the service's next deadline."""
+        deadline = self.service.next_deadline()
+        if deadline is None or (self._armed_for is not None and self._armed_for <= deadline):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed_for = deadline
+        delay = max(0.0, deadline - time.monotonic() - _EARLY_WAKE)
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._armed_for = None
+        deadline = self.service.next_deadline()
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining > 0:
+                time.sleep(remaining)  # at most ~1.5 ms: the precise end of the wait
+            self.service.run_ticks(time.monotonic())
+            self.flush()
+        self._arm()
+
+
+def _peer(ws: ServerConnection) -> Any:
+    try:
+        return ws.remote_address[0]
+    except Exception:
+        return "?"

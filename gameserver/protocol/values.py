@@ -1,0 +1,59 @@
+"""What a JSON-shaped value is, checked on everything a client sends.
+
+Decoders hand us whatever the bytes said: msgpack ext types, binary strings,
+integer map keys, 200-digit JSON integers, NaN, lone surrogates. Anything that
+could not be re-encoded for every other member in both encodings is refused
+here, at the edge, so that one client's payload never breaks a room's frame.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gameserver.errors import BadRequest
+
+__all__ = ["check_value", "check_text", "INT64_MIN", "INT64_MAX"]
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def check_text(text: str, what: str) -> None:
+    """A string must encode as UTF-8 (no lone surrogates)."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"{what}: string is not valid UTF-8") from None
+
+
+def check_value(value: Any, max_depth: int, where: str = "$") -> None:
+    """Raise BadRequest unless `value` is null, bool, 64-bit int, finite float,
+    UTF-8 string, list, or map with string keys, nested at most `max_depth` deep."""
+    kind = type(value)
+    if value is None or kind is bool or kind is str and value.isascii():
+        return
+    if kind is int:
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise BadRequest(f"{where}: integer out of 64-bit range")
+    elif kind is float:
+        if not math.isfinite(value):
+            raise BadRequest(f"{where}: number is not finite")
+    elif kind is str:
+        check_text(value, where)
+    elif kind is list:
+        if max_depth <= 0:
+            raise BadRequest(f"{where}: nested too deep")
+        for i, item in enumerate(value):
+            check_value(item, max_depth - 1, f"{where}[{i}]")
+    elif kind is dict:
+        if max_depth <= 0:
+            raise BadRequest(f"{where}: nested too deep")
+        for key, item in value.items():
+            if type(key) is not str:
+                raise BadRequest(f"{where}: map keys must be strings")
+            check_text(key, where)
+            check_value(item, max_depth - 1, f"{where}.{key}")
+    else:
+        raise BadRequest(f"{where}: unsupported value type")

@@ -1,0 +1,90 @@
+"""A Lua script as a room's logic: the engine's RoomLogic over LuaRoomScript.
+
+Failures never reach the engine as exceptions: every hook error becomes a
+`script_error` to the room's members and the room goes on ticking, with the
+state as the failed hook left it. A script that does not even load leaves the
+room running without hooks; each joiner hears why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gameserver.engine import Change, Player, Room
+from gameserver.errors import ScriptError
+from gameserver.scripting.lua_room import LuaRoomScript
+
+__all__ = ["LuaLogic"]
+
+
+class LuaLogic:
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        *,
+        room_id: str,
+        room_config: dict[str, Any],
+        memory_limit: int,
+        instruction_limit: int,
+    ) -> None:
+        self.name = name
+        self.room_config = room_config
+        self.load_error: ScriptError | None = None
+        self.script: LuaRoomScript | None = None
+        try:
+            self.script = LuaRoomScript(
+                f"{name}.lua",  # the chunk name errors show: "arena.lua:12: ..."
+                source,
+                room_id=room_id,
+                memory_limit=memory_limit,
+                instruction_limit=instruction_limit,
+            )
+        except ScriptError as exc:
+            self.load_error = exc
+
+    def on_init(self, room: Room) -> None:
+        if self.script is not None:
+            try:
+                self.script.init(self.room_config)
+            except ScriptError as exc:
+                room.script_failed(exc)
+
+    def on_join(self, room: Room, player: Player) -> None:
+        if self.script is None:
+            if self.load_error is not None:
+                room.script_failed(self.load_error)
+            return
+        try:
+            self.script.player_join(player.to_wire())
+        except ScriptError as exc:
+            room.script_failed(exc)
+
+    def on_leave(self, room: Room, player: Player, reason: str) -> None:
+        if self.script is not None:
+            try:
+                self.script.player_leave(player.to_wire(), reason)
+            except ScriptError as exc:
+                room.script_failed(exc)
+
+    def on_action(self, room: Room, client_id: str, action: dict[str, Any]) -> bool:
+        if self.script is None:
+            return True  # a room whose script did not load behaves like a relay room
+        try:
+            return self.script.action(client_id, action)
+        except ScriptError as exc:
+            room.script_failed(exc)
+            return False
+
+    def on_tick(self, room: Room, dt: float, tick: int) -> list[Change]:
+        if self.script is None:
+            return []
+        changes, error = self.script.tick(dt, tick)
+        if error is not None:
+            room.script_failed(error)
+        return changes
+
+    def on_dispose(self, room: Room) -> None:
+        if self.script is not None:
+            self.script.close()
+            self.script = None

@@ -1,0 +1,87 @@
+"""One room's Lua runtime: whitelisted globals, a memory cap, an instruction budget.
+
+The runtime is `lupa.lua54` (PUC Lua 5.4, never LuaJIT: the count hook and the
+`__pairs`/`__len` metamethods the state proxies rely on behave as documented
+only there). Two Lua files from this package are loaded into it, in order:
+
+- `state.lua`: room.state as write-tracking proxies and the delta collector;
+- `prelude.lua`: the sandbox environment scripts run in, the instruction
+  budget, and the driver whose functions Python calls.
+
+After loading, the runtime's own globals lose everything a script could misuse
+(`python`, `debug`, `load`, `os`, `io`, ...). Scripts never see those globals
+anyway: their chunk is loaded with a separate whitelisted environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lupa.lua54 as lua
+
+__all__ = ["Driver", "open_runtime"]
+
+_HERE = Path(__file__).parent
+_STATE_LUA = (_HERE / "state.lua").read_text(encoding="utf-8")
+_PRELUDE_LUA = (_HERE / "prelude.lua").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Driver:
+    """The Lua functions Python calls; each call is one Lua call.
+
+    Every function returns `(ok, value_or_message, line)`, `read` the state
+    as JSON, and `tick` `(ok, message, line, json_or_None, path, value, ...)`:
+    the JSON array holds deletes and table-valued sets, the pairs after it
+    are scalar sets.
+    """
+
+    load: Any  # (name, source)
+    init: Any  # (shape, *scalars)
+    join: Any  # (shape, *scalars)
+    leave: Any  # (reason, shape, *scalars)
+    action: Any  # (client_id, action_type, shape, *scalars)
+    tick: Any  # (dt, tick, resync)
+    read: Any  # ()
+
+
+def _load_chunk(load: Any, source: str, name: str) -> Any:
+    chunk = load(source, "=" + name, "t")
+    if isinstance(chunk, tuple):  # (nil, message): a bug in the shipped Lua
+        raise RuntimeError(f"cannot load {name}: {chunk[1]}")
+    return chunk
+
+
+def open_runtime(
+    *, room_id: str, memory_limit: int, instruction_limit: int
+) -> tuple[lua.LuaRuntime, Driver]:
+    """A fresh runtime and its driver. The script itself is loaded by `Driver.load`.
+
+    Raises `lupa.lua54.LuaMemoryError` if `memory_limit` cannot even hold the
+    prelude.
+    """
+    if instruction_limit < 1:
+        raise ValueError("instruction_limit must be at least 1")
+    runtime = lua.LuaRuntime(
+        register_eval=False,
+        register_builtins=False,
+        unpack_returned_tuples=True,
+        max_memory=memory_limit,
+    )
+    g = runtime.globals()
+    g.python = None
+    load = g.load
+    state = _load_chunk(load, _STATE_LUA, "state.lua")()
+    d = _load_chunk(load, _PRELUDE_LUA, "prelude.lua")(state, room_id, instruction_limit)
+    driver = Driver(
+        load=d["load"],
+        init=d["init"],
+        join=d["join"],
+        leave=d["leave"],
+        action=d["action"],
+        tick=d["tick"],
+        read=d["read"],
+    )
+    return runtime, driver

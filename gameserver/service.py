@@ -1,0 +1,346 @@
+"""The game service, sans-I/O: sessions in, room operations, messages out.
+
+The I/O layer (gameserver.net) calls `open_session` when a socket is
+accepted, `receive` with each frame's payload, `close_session` when a socket
+ends, and `run_ticks(now)` when `next_deadline()` comes. After each call it
+flushes `take_pending()`: every session with a frame to send or a close to
+perform. Nothing here reads a clock by itself: `clock` (monotonic seconds)
+and `wall_ms` (epoch milliseconds) are injected.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gameserver.config import PROTOCOL_VERSION, Config
+from gameserver.engine import Player, RelayLogic, Room, RoomDirectory, RoomLogic, Scheduler
+from gameserver.errors import BadRequest, RemoteError, RoomError
+from gameserver.protocol import check_text, check_value, get_codec, parse, request_id_of
+from gameserver.protocol import messages as m
+from gameserver.scripting.library import ScriptLibrary
+from gameserver.scripting.logic import LuaLogic
+from gameserver.session import CloseCode, Fanout, Session
+
+__all__ = ["GameService", "Refused"]
+
+log = logging.getLogger("gameserver.service")
+
+_ID = re.compile(r"[A-Za-z0-9_.:@-]+")
+_MAX_MESSAGES_PER_FRAME = 256
+MAX_OUTBOX_BYTES = 1024 * 1024
+
+
+class Refused(Exception):
+    """A connection the service will not take: close with `code`."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class GameService:
+    def __init__(
+        self,
+        config: Config,
+        scripts: ScriptLibrary,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.config = config
+        self.scripts = scripts
+        self.clock = clock
+        self.wall_ms = wall_ms
+        self.directory = RoomDirectory()
+        self.scheduler = Scheduler()
+        self.fanout = Fanout()
+        self.sessions: dict[tuple[str, str], Session] = {}
+        self._pending: dict[Session, None] = {}
+        self._emptying: dict[Room, None] = {}
+        self._handlers: dict[type, Callable[[Session, Any], None]] = {
+            m.CreateRoom: self._create_room,
+            m.JoinRoom: self._join_room,
+            m.LeaveRoom: self._leave_room,
+            m.SendAction: self._action,
+            m.Chat: self._chat,
+            m.GetState: self._get_state,
+            m.ListRooms: self._list_rooms,
+            m.Ping: self._ping,
+        }
+
+    # Sessions -------------------------------------------------------------
+
+    def open_session(
+        self, app_id: str, client_id: str | None, encoding: str | None, resume_token: str | None
+    ) -> Session:
+        """A new connection of `client_id`; raises Refused with the close code."""
+        if not client_id:
+            raise Refused(CloseCode.BAD_CLIENT_ID, "client_id is required")
+        if len(client_id) > self.config.max_client_id_length or not client_id.isprintable():
+            raise Refused(CloseCode.BAD_CLIENT_ID, "client_id is too long or not printable")
+        codec = get_codec(encoding or "msgpack")
+        if codec is None:
+            raise Refused(CloseCode.BAD_ENCODING, "encoding must be msgpack or json")
+        key = (app_id, client_id)
+        existing = self.sessions.get(key)
+        if existing is not None:
+            if not resume_token or not hmac.compare_digest(
+                existing.resume_token.encode(), resume_token.encode("utf-8", "replace")
+            ):
+                raise Refused(CloseCode.DUPLICATE_CLIENT, "client_id is already connected")
+            self.close_session(existing, "replaced")
+            existing.close(CloseCode.REPLACED, "replaced by a newer connection")
+        session = Session(
+            app_id, client_id, codec, secrets.token_urlsafe(18), self._pending, MAX_OUTBOX_BYTES
+        )
+        self.sessions[key] = session
+        session.send(
+            {
+                "type": "connected",
+                "clientId": client_id,
+                "serverTime": self.wall_ms(),
+                "protocolVersion": PROTOCOL_VERSION,
+                "resumeToken": session.resume_token,
+            }
+        )
+        return session
+
+    def close_session(self, session: Session, reason: str = "disconnected") -> None:
+        """The socket is gone (or replaced): the player leaves its room at once."""
+        key = (session.app_id, session.client_id)
+        if self.sessions.get(key) is session:
+            del self.sessions[key]
+        if session.room is not None:
+            self._leave(session, reason)
+
+    def take_pending(self) -> list[Session]:
+        pending = list(self._pending)
+        self._pending.clear()
+        return pending
+
+    # Frames ---------------------------------------------------------------
+
+    def receive(self, session: Session, data: bytes | str) -> None:
+        """One frame from the client: one message or an array of them, in order."""
+        try:
+            decoded = session.codec.decode(data)
+        except BadRequest as exc:
+            session.send(m.error(exc.code, exc.message))
+            return
+        if type(decoded) is list:
+            if len(decoded) > _MAX_MESSAGES_PER_FRAME:
+                session.send(
+                    m.error("bad_request", f"at most {_MAX_MESSAGES_PER_FRAME} messages per frame")
+                )
+                return
+            for raw in decoded:
+                self._handle(session, raw)
+        else:
+            self._handle(session, decoded)
+
+    def _handle(self, session: Session, raw: Any) -> None:
+        try:
+            message = parse(raw)
+            self._handlers[type(message)](session, message)
+        except RemoteError as exc:
+            session.send(m.error(exc.code, exc.message, request_id_of(raw)))
+        except Exception:  # our bug: log it here, the client only sees a code
+            log.exception("internal error handling a %s message", type(raw).__name__)
+            session.send(
+                m.error("internal_error", "the server failed on this message", request_id_of(raw))
+            )
+
+    # Ticks ----------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        return self.scheduler.next_deadline()
+
+    def run_ticks(self, now: float) -> int:
+        ran = self.scheduler.run_due(now)
+        if self._emptying:
+            timeout = self.config.empty_room_timeout
+            for room in list(self._emptying):
+                if room.empty_since is None:
+                    del self._emptying[room]
+                elif now - room.empty_since >= timeout:
+                    self._dispose(room, "empty")
+        return ran
+
+    def shutdown(self) -> None:
+        """Close every room (members hear `room_closed` `server_shutdown`) and session."""
+        for room in self.directory:
+            self._dispose(room, "server_shutdown")
+        for session in list(self.sessions.values()):
+            session.close(CloseCode.GOING_AWAY, "server shutdown")
+
+    def _dispose(self, room: Room, reason: str) -> None:
+        room.close(reason)
+        for player in room.members.values():
+            if player.conn is not None:
+                player.conn.room = None
+        self.directory.remove(room)
+        self.scheduler.remove(room)
+        self._emptying.pop(room, None)
+        log.info("room %s/%s disposed (%s)", room.app_id, room.id, reason)
+
+    # Handlers, one per client message type ----------------------------------
+
+    def _create_room(self, session: Session, msg: m.CreateRoom) -> None:
+        self._not_in_room(session)
+        cfg, limits = msg.config, self.config
+        room_id = cfg.room_id if cfg.room_id is not None else "room_" + secrets.token_hex(6)
+        self._check_id(room_id, "roomId")
+        if cfg.category_id is not None:
+            self._check_id(cfg.category_id, "categoryId")
+        max_players = limits.default_max_players if cfg.max_players is None else cfg.max_players
+        if not 1 <= max_players <= limits.max_players_limit:
+            raise BadRequest(f"maxPlayers must be 1..{limits.max_players_limit}")
+        tick_rate = limits.tick_rate if cfg.tick_rate is None else cfg.tick_rate
+        if not limits.min_tick_rate <= tick_rate <= limits.max_tick_rate:
+            raise BadRequest(f"tickRate must be {limits.min_tick_rate}..{limits.max_tick_rate}")
+        self._check_metadata(cfg.metadata)
+        if self.directory.exists(session.app_id, room_id):
+            raise RoomError(f"room {room_id!r} already exists", code="room_exists")
+        room_config = {
+            "roomId": room_id,
+            "categoryId": cfg.category_id,
+            "maxPlayers": max_players,
+            "tickRate": tick_rate,
+            "scriptName": cfg.script_name,
+            "metadata": dict(cfg.metadata),
+        }
+        logic: RoomLogic = RelayLogic()
+        if cfg.script_name is not None:
+            self._check_id(cfg.script_name, "scriptName")
+            logic = LuaLogic(
+                cfg.script_name,
+                self.scripts.source(cfg.script_name),
+                room_id=room_id,
+                room_config=room_config,
+                memory_limit=limits.lua_memory_limit,
+                instruction_limit=limits.lua_instruction_limit,
+            )
+        room = Room(
+            room_id=room_id,
+            app_id=session.app_id,
+            category_id=cfg.category_id,
+            max_players=max_players,
+            tick_rate=tick_rate,
+            metadata=dict(cfg.metadata),
+            created_at=self.wall_ms(),
+            logic=logic,
+            sink=self.fanout,
+            max_actions_per_tick=limits.max_actions_per_tick,
+            script_name=cfg.script_name,
+        )
+        self.directory.add(room)
+        self.scheduler.add(room, self.clock())
+        logic.on_init(room)
+        log.info("room %s/%s created by %s", room.app_id, room.id, session.client_id)
+        self._seat(session, room, {}, msg.request_id)
+
+    def _join_room(self, session: Session, msg: m.JoinRoom) -> None:
+        self._not_in_room(session)
+        self._check_metadata(msg.metadata)
+        room = self.directory.get(session.app_id, msg.room_id)
+        self._seat(session, room, msg.metadata, msg.request_id)
+
+    def _seat(
+        self, session: Session, room: Room, metadata: dict[str, str], request_id: Any
+    ) -> None:
+        player = Player(session.client_id, self.wall_ms(), dict(metadata), conn=session)
+        room.join(player)
+        session.room = room
+        self._emptying.pop(room, None)
+        session.send(
+            m.with_request_id(
+                {"type": "joined", "roomId": room.id, "state": room.snapshot(self.wall_ms())},
+                request_id,
+            )
+        )
+
+    def _leave_room(self, session: Session, msg: m.LeaveRoom) -> None:
+        room = self._room_of(session)
+        self._leave(session, "left")
+        session.send(m.with_request_id({"type": "left", "roomId": room.id}, msg.request_id))
+
+    def _leave(self, session: Session, reason: str) -> None:
+        room = session.room
+        assert room is not None
+        session.room = None
+        room.leave(session.client_id, reason, self.clock())
+        if not room.members and not room.closed:
+            self._emptying[room] = None
+
+    def _action(self, session: Session, msg: m.SendAction) -> None:
+        room = self._room_of(session)
+        check_text(msg.action.type, "action.type")
+        check_value(msg.action.data, self.config.max_value_depth, "action.data")
+        room.queue_action(session.client_id, {"type": msg.action.type, "data": msg.action.data})
+
+    def _chat(self, session: Session, msg: m.Chat) -> None:
+        room = self._room_of(session)
+        check_text(msg.message, "message")
+        if len(msg.message) > self.config.max_chat_length:
+            raise BadRequest(f"chat message longer than {self.config.max_chat_length} characters")
+        room.chat(session.client_id, msg.message, self.wall_ms())
+
+    def _get_state(self, session: Session, msg: m.GetState) -> None:
+        room = self._room_of(session)
+        session.send(
+            m.with_request_id(
+                {"type": "state", "roomId": room.id, "state": room.snapshot(self.wall_ms())},
+                msg.request_id,
+            )
+        )
+
+    def _list_rooms(self, session: Session, msg: m.ListRooms) -> None:
+        rooms = [room.info() for room in self.directory.listing(session.app_id, msg.category_id)]
+        session.send(m.with_request_id({"type": "rooms", "rooms": rooms}, msg.request_id))
+
+    def _ping(self, session: Session, msg: m.Ping) -> None:
+        session.send(
+            m.with_request_id(
+                {"type": "pong", "clientTime": msg.client_time, "serverTime": self.wall_ms()},
+                msg.request_id,
+            )
+        )
+
+    # Checks -----------------------------------------------------------------
+
+    def _room_of(self, session: Session) -> Room:
+        if session.room is None:
+            raise RoomError("you are not in a room", code="not_in_room")
+        return session.room
+
+    def _not_in_room(self, session: Session) -> None:
+        if session.room is not None:
+            raise RoomError(
+                f"already in room {session.room.id!r}; leave it first", code="already_in_room"
+            )
+
+    def _check_id(self, value: str, what: str) -> None:
+        if len(value) > self.config.max_id_length or not _ID.fullmatch(value):
+            raise BadRequest(
+                f"{what} must be 1..{self.config.max_id_length} characters of A-Z a-z 0-9 _ . : @ -"
+            )
+
+    def _check_metadata(self, metadata: dict[str, str]) -> None:
+        limits = self.config
+        if len(metadata) > limits.max_metadata_entries:
+            raise BadRequest(f"metadata holds at most {limits.max_metadata_entries} entries")
+        for key, value in metadata.items():
+            check_text(key, "metadata key")
+            check_text(value, "metadata value")
+            if len(key) > limits.max_id_length or len(value) > limits.max_metadata_value_length:
+                raise BadRequest(
+                    f"metadata keys are at most {limits.max_id_length} and values at most "
+                    f"{limits.max_metadata_value_length} characters"
+                )

@@ -1,0 +1,120 @@
+"""A connection as the game sees it, and the fan-out of room messages to them.
+
+Invariants:
+- Everything a client is owed between two flushes sits in `outbox` as
+  already-encoded messages; `take_frame` glues them into ONE frame (a single
+  message, or an array of messages), because each frame costs a syscall.
+- The outbox is bounded (`max_outbox_bytes`): a client that stops reading is
+  asked to close with 4008 `slow_consumer` instead of growing the server.
+- A message broadcast to a room is encoded once per encoding present among
+  its members; every member gets the same bytes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gameserver.protocol import Codec
+
+if TYPE_CHECKING:
+    from gameserver.engine import Room
+
+__all__ = ["Session", "Fanout", "CloseCode"]
+
+
+class CloseCode:
+    """WebSocket close codes the server uses (docs/protocol.md lists them)."""
+
+    GOING_AWAY = 1001  # server shutdown
+    TOO_BIG = 1009  # frame over --max-message-bytes
+    UNAUTHORIZED = 4001
+    BAD_CLIENT_ID = 4002
+    BAD_ENCODING = 4003
+    SLOW_CONSUMER = 4008
+    DUPLICATE_CLIENT = 4009
+    REPLACED = 4010
+
+
+class Session:
+    __slots__ = (
+        "app_id",
+        "client_id",
+        "codec",
+        "resume_token",
+        "room",
+        "outbox",
+        "outbox_bytes",
+        "max_outbox_bytes",
+        "close_request",
+        "_pending",
+    )
+
+    def __init__(
+        self,
+        app_id: str,
+        client_id: str,
+        codec: Codec,
+        resume_token: str,
+        pending: dict[Session, None],
+        max_outbox_bytes: int,
+    ) -> None:
+        self.app_id = app_id
+        self.client_id = client_id
+        self.codec = codec
+        self.resume_token = resume_token
+        self.room: Room | None = None
+        self.outbox: list[bytes] = []
+        self.outbox_bytes = 0
+        self.max_outbox_bytes = max_outbox_bytes
+        # (code, reason) once the server wants this connection closed.
+        self.close_request: tuple[int, str] | None = None
+        self._pending = pending  # the service's set of sessions with something to flush
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.push(self.codec.encode(message))
+
+    def push(self, data: bytes) -> None:
+        if self.close_request is not None:
+            return
+        self.outbox.append(data)
+        self.outbox_bytes += len(data)
+        if self.outbox_bytes > self.max_outbox_bytes:
+            self.outbox.clear()
+            self.outbox_bytes = 0
+            self.close_request = (CloseCode.SLOW_CONSUMER, "slow_consumer")
+        self._pending[self] = None
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the I/O side to close this connection after what is queued."""
+        if self.close_request is None:
+            self.close_request = (code, reason)
+            self._pending[self] = None
+
+    def take_frame(self) -> bytes | None:
+        if not self.outbox:
+            return None
+        frame = self.codec.frame(self.outbox)
+        self.outbox = []
+        self.outbox_bytes = 0
+        return frame
+
+
+class Fanout:
+    """The RoomSink of the live server: encode once per encoding, queue for each member."""
+
+    def broadcast(self, room: Room, message: dict[str, Any]) -> None:
+        encoded: dict[Codec, bytes] = {}
+        for player in room.members.values():
+            session: Session | None = player.conn
+            if session is None:
+                continue
+            codec = session.codec
+            data = encoded.get(codec)
+            if data is None:
+                data = encoded[codec] = codec.encode(message)
+            session.push(data)
+
+    def send(self, room: Room, client_id: str, message: dict[str, Any]) -> None:
+        player = room.members.get(client_id)
+        if player is not None and player.conn is not None:
+            player.conn.send(message)

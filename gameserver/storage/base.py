@@ -1,0 +1,62 @@
+"""Storage behind an interface: SQLite in the data directory now, Redis later.
+
+Keys: an app has a public key (`cb_pk_...`, safe to ship in a game client)
+and a secret key (`cb_sk_...`, for the game's backend and admin tools). Both
+are long random strings. Stores keep only SHA-256 digests of secret keys and
+look public keys up by digest, and compare in constant time, so neither a
+stolen database nor a timing probe gives a key away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["App", "AppStore", "NewApp", "key_digest", "new_public_key", "new_secret_key"]
+
+PUBLIC_PREFIX = "cb_pk_"
+SECRET_PREFIX = "cb_sk_"
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    app_id: str
+    name: str
+    public_key: str
+    created_at: int  # ms since epoch
+
+
+@dataclass(frozen=True, slots=True)
+class NewApp:
+    """What `create_app` returns: the only time the secret key is seen."""
+
+    app: App
+    secret_key: str
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def digests_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("ascii"), b.encode("ascii"))
+
+
+def new_public_key() -> str:
+    return PUBLIC_PREFIX + secrets.token_urlsafe(24)
+
+
+def new_secret_key() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+class AppStore(Protocol):
+    def create_app(self, name: str) -> NewApp: ...
+    def app_by_public_key(self, public_key: str) -> App | None: ...
+    def app_by_name(self, name: str) -> App | None: ...
+    def check_secret(self, app_id: str, secret_key: str) -> bool: ...
+    def list_apps(self) -> list[App]: ...
+    def close(self) -> None: ...

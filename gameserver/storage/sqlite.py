@@ -1,0 +1,91 @@
+"""The embedded default store: one SQLite file in the data directory."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+from pathlib import Path
+
+from gameserver.storage.base import (
+    App,
+    NewApp,
+    digests_equal,
+    key_digest,
+    new_public_key,
+    new_secret_key,
+)
+
+__all__ = ["SqliteAppStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS apps (
+    app_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    public_key TEXT NOT NULL,
+    public_key_digest TEXT NOT NULL UNIQUE,
+    secret_key_digest TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"""
+
+
+class SqliteAppStore:
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(data_dir / "gameserver.sqlite3", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def create_app(self, name: str) -> NewApp:
+        app = App(
+            app_id="app_" + secrets.token_hex(8),
+            name=name,
+            public_key=new_public_key(),
+            created_at=int(time.time() * 1000),
+        )
+        secret = new_secret_key()
+        try:
+            self._db.execute(
+                "INSERT INTO apps VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    app.app_id,
+                    app.name,
+                    app.public_key,
+                    key_digest(app.public_key),
+                    key_digest(secret),
+                    app.created_at,
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise ValueError(f"an app named {name!r} already exists") from None
+        return NewApp(app, secret)
+
+    def _one(self, where: str, arg: str) -> App | None:
+        row = self._db.execute(
+            f"SELECT app_id, name, public_key, created_at FROM apps WHERE {where} = ?", (arg,)
+        ).fetchone()
+        return App(*row) if row else None
+
+    def app_by_public_key(self, public_key: str) -> App | None:
+        # Looked up by digest: the index never compares the key itself.
+        return self._one("public_key_digest", key_digest(public_key))
+
+    def app_by_name(self, name: str) -> App | None:
+        return self._one("name", name)
+
+    def check_secret(self, app_id: str, secret_key: str) -> bool:
+        row = self._db.execute(
+            "SELECT secret_key_digest FROM apps WHERE app_id = ?", (app_id,)
+        ).fetchone()
+        return row is not None and digests_equal(row[0], key_digest(secret_key))
+
+    def list_apps(self) -> list[App]:
+        rows = self._db.execute(
+            "SELECT app_id, name, public_key, created_at FROM apps ORDER BY created_at"
+        ).fetchall()
+        return [App(*row) for row in rows]
+
+    def close(self) -> None:
+        self._db.close()

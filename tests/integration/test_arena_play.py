@@ -1,0 +1,144 @@
+"""Two real clients in one `arena` room see each other move through deltas."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import pytest
+
+
+def position(state, client_id):
+    player = state.get("players", {}).get(client_id)
+    return None if player is None else (player["x"], player["y"])
+
+
+@pytest.mark.parametrize("encoding", ["msgpack", "json"])
+async def test_two_players_see_each_other_move(clients, server, encoding):
+    alice, bob = await clients("alice", "bob", encoding=encoding)
+    deltas = []
+    bob.on("onDelta", deltas.append)
+    await alice.create_room(room_id="arena-1", script_name="arena", max_players=8)
+    await bob.join_room("arena-1")
+    # Both players appear with the arena's starting values.
+    for client in (alice, bob):
+        state = await client.wait_until(
+            lambda s: "alice" in s.get("players", {}) and "bob" in s["players"]
+        )
+        assert state["players"]["alice"] == {"x": 0, "y": 0, "hp": 100}
+
+    await alice.send_action("move", {"x": 120, "y": 45.5})
+    await bob.send_action("move", {"x": 5000, "y": -3})  # clamped to the field
+    for client in (alice, bob):
+        state = await client.wait_until(
+            lambda s: position(s, "alice") == (120, 45.5) and position(s, "bob") == (1000, 0)
+        )
+        assert state["players"]["alice"]["hp"] == 100
+
+    # Bob learned Alice's position from a delta, not from a snapshot.
+    paths = {c["path"] for d in deltas for c in d["changes"]}
+    assert {"players.alice.x", "players.alice.y"} <= paths
+    # Moves are not relayed as actions in the arena (the delta carries them).
+    assert bob.received("action") == []
+
+    # The chain is unbroken and the clients' copies equal the server's state.
+    room = server.app.service.directory.get(
+        next(iter(server.app.apps.list_apps())).app_id, "arena-1"
+    )
+    await asyncio.sleep(0.05)
+    for client in (alice, bob):
+        await client.wait_until(lambda s, c=client: c.state["version"] == room.version, timeout=2)
+        assert client.state["state"] == room.state
+        assert client.resyncs == 0
+
+    left = alice.expect("player_left")
+    await bob.leave_room()
+    await left
+    state = await alice.wait_until(lambda s: "bob" not in s["players"])
+    assert list(state["players"]) == ["alice"]
+
+
+async def test_deltas_are_versioned_without_gaps_and_never_empty(clients):
+    (a,) = await clients("a")
+    deltas = []
+    a.on("onDelta", deltas.append)
+    snapshot = copy.deepcopy(await a.create_room(script_name="arena"))
+    await a.wait_until(lambda s: s.get("tick", 0) >= 20)
+    assert deltas, "the arena's tick counter changes state every tick"
+    assert deltas[0]["fromVersion"] == snapshot["version"]
+    for before, after in zip(deltas, deltas[1:], strict=False):
+        assert after["fromVersion"] == before["toVersion"] == after["toVersion"] - 1
+        assert after["tick"] > before["tick"]
+    assert all(d["changes"] for d in deltas)
+    # Replaying every delta on the joined snapshot gives the client's state.
+    from gameserver import _accel
+
+    replay = snapshot["state"]
+    for d in deltas:
+        _accel.apply(replay, copy.deepcopy(d["changes"]))
+    assert replay == a.state["state"]
+
+
+async def test_a_late_joiner_gets_a_snapshot_then_the_next_deltas(clients):
+    a, b = await clients("a", "b")
+    await a.create_room(room_id="late", script_name="arena")
+    await a.send_action("move", {"x": 10, "y": 10})
+    await a.wait_until(lambda s: position(s, "a") == (10, 10))
+    first = []
+    b.on("onDelta", first.append)
+    joined = await b.join_room("late")
+    assert position(joined["state"], "a") == (10, 10)
+    await b.wait_until(lambda s: "b" in s["players"])
+    assert first[0]["fromVersion"] == joined["version"]
+
+
+async def test_a_script_with_a_syntax_error_reports_and_the_room_ticks_on(start_server):
+    server = await start_server()
+    (server.app.config.scripts_dirs[0] / "broken.lua").write_text("function onTick(room\n  x = \n")
+    a = server.client("a")
+    await a.connect()
+    error = a.expect("error", code="script_error")
+    state = await a.create_room(room_id="b", script_name="broken")
+    message = await error
+    assert "broken" in message["message"] and message["roomId"] == "b"
+    assert state["roomId"] == "b"
+    # The room is still there and relays actions like a room without a script.
+    relayed = a.expect("action")
+    await a.send_action("hello")
+    assert (await relayed)["action"]["type"] == "hello"
+    await a.disconnect()
+
+
+async def test_a_failing_hook_reports_script_error_and_the_room_goes_on(start_server):
+    server = await start_server()
+    (server.app.config.scripts_dirs[0] / "flaky.lua").write_text(
+        "function onInit(room) room.state.n = 0 end\n"
+        "function onAction(room, id, action)\n"
+        "  if action.type == 'boom' then error('kaboom') end\n"
+        "  room.state.n = room.state.n + 1\n"
+        "end\n"
+    )
+    a = server.client("a")
+    await a.connect()
+    await a.create_room(room_id="f", script_name="flaky")
+    error = a.expect("error", code="script_error")
+    await a.send_action("boom")
+    message = await error
+    assert "kaboom" in message["message"] and message["hook"] == "onAction" and message["line"] == 3
+    await a.send_action("inc")
+    await a.wait_until(lambda s: s.get("n") == 1)
+    await a.disconnect()
+
+
+async def test_the_client_resyncs_after_a_version_gap(clients, server):
+    (a,) = await clients("a")
+    await a.create_room(room_id="gap", script_name="arena")
+    await a.wait_until(lambda s: s.get("tick", 0) >= 3)
+    a.state["version"] -= 1  # as if a delta had been lost
+    a.state["state"]["tick"] = -1
+    await a.wait_until(lambda s: s["tick"] > 3, timeout=3)
+    assert a.resyncs == 1
+    assert a.received("state"), "the gap was repaired by a fresh snapshot"
+    room = server.app.service.directory.get(server.app.apps.list_apps()[0].app_id, "gap")
+    await a.wait_until(lambda s: a.state["version"] == room.version, timeout=2)
+    assert a.state["state"] == room.state

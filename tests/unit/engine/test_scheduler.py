@@ -1,0 +1,163 @@
+"""The scheduler and the room tick, driven by a manual clock: no sleeps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gameserver.engine import Player, RelayLogic, Room, Scheduler
+from gameserver.errors import RoomError
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def broadcast(self, room: Room, message: dict[str, Any]) -> None:
+        self.sent.append(("*", message))
+
+    def send(self, room: Room, client_id: str, message: dict[str, Any]) -> None:
+        self.sent.append((client_id, message))
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [m for _, m in self.sent if m["type"] == kind]
+
+
+class ScriptedLogic(RelayLogic):
+    """Returns the changes a test queues, one list per tick."""
+
+    def __init__(self) -> None:
+        self.pending: list[list[dict[str, Any]]] = []
+        self.ticks: list[tuple[float, int]] = []
+
+    def on_tick(self, room: Room, dt: float, tick: int) -> list[dict[str, Any]]:
+        self.ticks.append((dt, tick))
+        return self.pending.pop(0) if self.pending else []
+
+
+def make_room(logic=None, *, rate=64, max_players=4, room_id="r") -> tuple[Room, Sink]:
+    sink = Sink()
+    room = Room(
+        room_id=room_id,
+        app_id="app",
+        category_id=None,
+        max_players=max_players,
+        tick_rate=rate,
+        metadata={},
+        created_at=0,
+        logic=logic or RelayLogic(),
+        sink=sink,
+        max_actions_per_tick=3,
+    )
+    return room, sink
+
+
+def test_rooms_of_one_rate_share_deadlines_on_the_grid():
+    scheduler = Scheduler()
+    a, _ = make_room(room_id="a")
+    b, _ = make_room(room_id="b")
+    scheduler.add(a, now=10.003)
+    scheduler.add(b, now=10.010)
+    period = 1 / 64
+    assert scheduler.next_deadline() == pytest.approx((int(10.003 / period) + 1) * period)
+    assert scheduler.run_due(scheduler.next_deadline()) == 2
+    assert a.tick == b.tick == 1
+
+
+def test_not_due_before_the_deadline_and_no_drift():
+    scheduler = Scheduler()
+    room, _ = make_room()
+    scheduler.add(room, now=0.0)
+    period = 1 / 64
+    for k in range(1, 1000):
+        deadline = scheduler.next_deadline()
+        assert deadline == pytest.approx(k * period, abs=1e-9)
+        assert scheduler.run_due(deadline - 1e-6) == 0  # never early
+        assert scheduler.run_due(deadline + 0.0004) == 1  # a little late each time...
+    assert room.tick == 999 and room.skipped_ticks == 0  # ...never accumulates
+
+
+def test_a_room_that_falls_behind_skips_ticks_instead_of_bursting():
+    logic = ScriptedLogic()
+    scheduler = Scheduler()
+    room, _ = make_room(logic)
+    scheduler.add(room, now=0.0)
+    period = 1 / 64
+    scheduler.run_due(period)
+    assert scheduler.run_due(period * 4.5) == 1  # one tick runs, two are skipped
+    assert room.tick == 4 and room.skipped_ticks == 2
+    assert logic.ticks[-1] == (pytest.approx(3 * period), 4)
+    assert scheduler.stats.skipped == 2
+    assert scheduler.next_deadline() == pytest.approx(5 * period)
+
+
+def test_tick_applies_queued_actions_in_order_then_sends_one_delta():
+    logic = ScriptedLogic()
+    room, sink = make_room(logic)
+    room.join(Player("p1", 0))
+    room.join(Player("p2", 0))
+    room.queue_action("p2", {"type": "b", "data": None})
+    room.queue_action("p1", {"type": "a", "data": 1})
+    logic.pending.append([{"path": "x", "operation": "set", "value": 1}])
+    assert room.run_tick(1 / 64, 0) is True
+    kinds = [m["type"] for _, m in sink.sent]
+    assert kinds == ["player_joined", "player_joined", "action", "action", "delta"]
+    assert [m["action"]["type"] for m in sink.of_type("action")] == ["b", "a"]
+    (delta,) = sink.of_type("delta")
+    assert delta["delta"] == {
+        "fromVersion": 0,
+        "toVersion": 1,
+        "tick": 1,
+        "changes": [{"path": "x", "operation": "set", "value": 1}],
+    }
+    assert room.state == {"x": 1} and room.version == 1
+
+
+def test_no_change_means_no_delta_and_no_version_bump():
+    logic = ScriptedLogic()
+    room, sink = make_room(logic)
+    room.join(Player("p", 0))
+    logic.pending += [[{"path": "x", "operation": "set", "value": 1}]] * 2
+    room.run_tick(0.01, 0)
+    room.run_tick(0.01, 0)  # the same value again: a no-op
+    room.run_tick(0.01, 0)  # nothing at all
+    assert room.version == 1 and len(sink.of_type("delta")) == 1
+
+
+def test_room_full_and_action_queue_bound():
+    room, sink = make_room(max_players=2)
+    room.join(Player("a", 0))
+    room.join(Player("b", 0))
+    with pytest.raises(RoomError) as err:
+        room.join(Player("c", 0))
+    assert err.value.code == "room_full"
+    for _ in range(3):
+        room.queue_action("a", {"type": "t", "data": None})
+    with pytest.raises(RoomError) as err:
+        room.queue_action("a", {"type": "t", "data": None})
+    assert err.value.code == "rate_limited"
+
+
+def test_a_leavers_queued_actions_are_dropped():
+    room, sink = make_room()
+    room.join(Player("a", 0))
+    room.join(Player("b", 0))
+    room.queue_action("a", {"type": "from-a", "data": None})
+    room.queue_action("b", {"type": "from-b", "data": None})
+    room.leave("a", "left", now=1.0)
+    room.run_tick(0.01, 0)
+    assert [m["action"]["type"] for m in sink.of_type("action")] == ["from-b"]
+    (left,) = sink.of_type("player_left")
+    assert left["reason"] == "left" and left["player"]["clientId"] == "a"
+
+
+def test_a_change_that_does_not_fit_is_a_script_error_not_a_crash():
+    logic = ScriptedLogic()
+    room, sink = make_room(logic)
+    room.join(Player("p", 0))
+    logic.pending.append([{"path": "missing.child", "operation": "set", "value": 1}])
+    assert room.run_tick(0.01, 0) is False
+    (error,) = sink.of_type("error")
+    assert error["code"] == "script_error"
+    assert room.version == 0

@@ -1,0 +1,120 @@
+"""The codecs and the message parser: total on any input."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gameserver.errors import BadRequest, RemoteError, UnknownType
+from gameserver.protocol import CODECS, check_value, parse
+from gameserver.protocol.messages import CreateRoom, Ping
+
+
+@pytest.mark.parametrize("count", [1, 2, 15, 16, 300, 70_000])
+def test_array_frame_of_preencoded_messages_decodes_to_the_list(count):
+    messages = [{"type": "ping", "n": i} for i in range(count)]
+    for codec in CODECS.values():
+        frame = codec.frame([codec.encode(m) for m in messages])
+        decoded = codec.decode(frame)
+        assert decoded == (messages[0] if count == 1 else messages)
+
+
+def test_json_frames_are_plain_json():
+    codec = CODECS["json"]
+    frame = codec.frame([codec.encode({"a": 1}), codec.encode({"b": "é"})])
+    assert json.loads(frame) == [{"a": 1}, {"b": "é"}]
+
+
+def test_parse_gives_typed_messages_with_defaults():
+    msg = parse({"type": "create_room", "requestId": "r1"})
+    assert isinstance(msg, CreateRoom) and msg.request_id == "r1"
+    assert msg.config.metadata == {} and msg.config.max_players is None
+    ping = parse({"type": "ping", "requestId": 3, "clientTime": 1.5, "future": "ignored"})
+    assert isinstance(ping, Ping) and ping.client_time == 1.5
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        ({"type": "warp"}, UnknownType),
+        ({"type": None}, BadRequest),
+        ("ping", BadRequest),
+        ({"type": "join_room", "roomId": None}, BadRequest),
+        ({"type": "chat", "message": 5}, BadRequest),
+        ({"type": "action", "action": {"data": 1}}, BadRequest),
+        ({"type": "ping", "requestId": 1.5}, BadRequest),
+        ({"type": "ping", "requestId": "x" * 129}, BadRequest),
+        ({"type": "create_room", "config": {"metadata": {"a": 1}}}, BadRequest),
+    ],
+)
+def test_parse_refuses_with_the_right_code(raw, error):
+    with pytest.raises(error):
+        parse(raw)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        float("-inf"),
+        2**63,
+        -(2**63) - 1,
+        b"x",
+        {1: 1},
+        "\ud800",
+        {"k": "\udfff"},
+        object(),
+    ],
+)
+def test_check_value_refuses_what_cannot_be_json(value):
+    with pytest.raises(BadRequest):
+        check_value(value, 8)
+
+
+def test_check_value_depth_and_limits():
+    check_value({"a": [1, 2.5, None, True, "é", {"b": 2**63 - 1, "c": -(2**63)}]}, 8)
+    deep = [[[[1]]]]
+    check_value(deep, 4)
+    with pytest.raises(BadRequest):
+        check_value(deep, 3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_decode_or_fail_with_a_remote_error(data):
+    for codec in CODECS.values():
+        try:
+            decoded = codec.decode(data)
+        except BadRequest:
+            continue
+        try:
+            for raw in decoded if isinstance(decoded, list) else [decoded]:
+                parse(raw)
+        except RemoteError:
+            pass
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.one_of(st.text(), st.integers()), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_whatever_check_value_accepts_encodes_in_both_encodings(value):
+    try:
+        check_value(value, 32)
+    except BadRequest:
+        return
+    for codec in CODECS.values():
+        assert codec.decode(codec.encode({"v": value}))["v"] == value or value != value
+    msgspec.json.encode(value)

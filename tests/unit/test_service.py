@@ -1,0 +1,104 @@
+"""The game service without sockets: frames in, frames out, a manual clock."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from gameserver.config import BUILTIN_SCRIPTS_DIR, Config
+from gameserver.scripting.library import ScriptLibrary
+from gameserver.service import GameService, Refused
+from gameserver.session import CloseCode
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def game():
+    clock = Clock()
+    service = GameService(
+        Config(empty_room_timeout=5.0),
+        ScriptLibrary([BUILTIN_SCRIPTS_DIR]),
+        clock=clock,
+        wall_ms=lambda: int(clock.now * 1000),
+    )
+    return service, clock
+
+
+def frames(service, session):
+    """Decode what the service queued for `session` (one frame → messages)."""
+    service.take_pending()
+    frame = session.take_frame()
+    if frame is None:
+        return []
+    decoded = msgspec.msgpack.decode(frame)
+    return decoded if isinstance(decoded, list) else [decoded]
+
+
+def send(service, session, *messages):
+    payload = messages[0] if len(messages) == 1 else list(messages)
+    service.receive(session, msgspec.msgpack.encode(payload))
+
+
+def test_one_frame_per_tick_with_both_actions(game):
+    service, clock = game
+    a = service.open_session("app", "a", None, None)
+    b = service.open_session("app", "b", None, None)
+    send(service, a, {"type": "create_room", "requestId": 1, "config": {"roomId": "r"}})
+    send(service, b, {"type": "join_room", "requestId": 2, "roomId": "r"})
+    frames(service, a), frames(service, b)
+    send(service, a, {"type": "action", "action": {"type": "x", "data": 1}})
+    send(service, b, {"type": "action", "action": {"type": "y", "data": 2}})
+    clock.now = service.next_deadline()
+    service.run_ticks(clock.now)
+    raw = b.take_frame()
+    messages = msgspec.msgpack.decode(raw)
+    assert [m["action"]["type"] for m in messages] == ["x", "y"]  # one array frame, in order
+    # The same encoded bytes were queued for both members.
+    assert a.take_frame() == raw
+
+
+def test_refusals_carry_close_codes(game):
+    service, _ = game
+    service.open_session("app", "a", None, None)
+    with pytest.raises(Refused) as err:
+        service.open_session("app", "a", None, None)
+    assert err.value.code == CloseCode.DUPLICATE_CLIENT
+    with pytest.raises(Refused) as err:
+        service.open_session("app", None, None, None)
+    assert err.value.code == CloseCode.BAD_CLIENT_ID
+    with pytest.raises(Refused) as err:
+        service.open_session("app", "z", "yaml", None)
+    assert err.value.code == CloseCode.BAD_ENCODING
+    # Same client id in another app is another player.
+    assert service.open_session("other-app", "a", None, None).app_id == "other-app"
+
+
+def test_an_empty_room_is_disposed_after_the_timeout(game):
+    service, clock = game
+    a = service.open_session("app", "a", None, None)
+    send(service, a, {"type": "create_room", "requestId": 1, "config": {"roomId": "r"}})
+    send(service, a, {"type": "leave_room", "requestId": 2})
+    assert service.directory.exists("app", "r")
+    clock.now += 4.9
+    service.run_ticks(clock.now)
+    assert service.directory.exists("app", "r")
+    clock.now += 0.2
+    service.run_ticks(clock.now)
+    assert not service.directory.exists("app", "r")
+    assert service.next_deadline() is None
+
+
+def test_a_slow_reader_is_closed_not_buffered_forever(game):
+    service, _ = game
+    a = service.open_session("app", "a", None, None)
+    for _ in range(30_000):  # ~50-byte pongs: 1.5 MB, over the 1 MiB bound
+        send(service, a, {"type": "ping", "requestId": 1, "clientTime": 1})
+    assert a.close_request == (CloseCode.SLOW_CONSUMER, "slow_consumer")
+    assert a.outbox_bytes == 0
