@@ -188,6 +188,8 @@ async def run(clients: int, duration: float, warmup: float) -> dict:
         "tick_lateness_p99_ms": stats["lateness_p99_ms"],
         "tick_lateness_max_ms": stats["lateness_max_ms"],
         "skipped_ticks": stats["skipped_ticks"],
+        "group_tick_p50_ms": stats["group_tick_p50_ms"],
+        "group_tick_p99_ms": stats["group_tick_p99_ms"],
         "action_to_own_delta_p50_ms": round(percentile(latencies, 0.5) * 1e3, 2),
         "action_to_own_delta_p99_ms": round(percentile(latencies, 0.99) * 1e3, 2),
         "latency_samples": len(latencies),

@@ -23,7 +23,7 @@ from gameserver.engine import Player, RelayLogic, Room, RoomDirectory, RoomLogic
 from gameserver.errors import BadRequest, RemoteError, RoomError
 from gameserver.protocol import check_text, check_value, get_codec, parse, request_id_of
 from gameserver.protocol import messages as m
-from gameserver.scripting.library import ScriptLibrary
+from gameserver.scripting.library import SCRIPT_NAME, ScriptLibrary
 from gameserver.scripting.logic import LuaLogic
 from gameserver.session import CloseCode, Fanout, Session
 
@@ -217,8 +217,9 @@ class GameService:
             "metadata": dict(cfg.metadata),
         }
         logic: RoomLogic = RelayLogic()
+        if cfg.script_name is not None and not SCRIPT_NAME.fullmatch(cfg.script_name):
+            raise BadRequest("scriptName must be 1..64 characters of A-Z a-z 0-9 _ -")
         if cfg.script_name is not None:
-            self._check_id(cfg.script_name, "scriptName")
             logic = LuaLogic(
                 cfg.script_name,
                 self.scripts.source(cfg.script_name),

@@ -78,7 +78,9 @@ class Session:
             return
         self.outbox.append(data)
         self.outbox_bytes += len(data)
-        if self.outbox_bytes > self.max_outbox_bytes:
+        # One message larger than the bound still goes out (a big snapshot);
+        # a backlog of several over it means the client is not reading.
+        if self.outbox_bytes > self.max_outbox_bytes and len(self.outbox) > 1:
             self.outbox.clear()
             self.outbox_bytes = 0
             self.close_request = (CloseCode.SLOW_CONSUMER, "slow_consumer")

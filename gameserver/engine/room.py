@@ -16,6 +16,7 @@ clients see); tick arithmetic lives in the scheduler.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,6 +26,8 @@ from gameserver.engine.logic import RoomLogic
 from gameserver.errors import GameServerError, RoomError, ScriptError
 
 __all__ = ["Player", "Room", "RoomSink"]
+
+log = logging.getLogger("gameserver.room")
 
 
 @dataclass(slots=True)
@@ -82,6 +85,7 @@ class Room:
         self.empty_since: float | None = None  # monotonic seconds; set while nobody is in
         self._max_actions = max_actions_per_tick
         self._actions: deque[tuple[str, dict[str, Any]]] = deque()
+        self._last_script_error: tuple[str, str] | None = None
 
     # Membership ---------------------------------------------------------
 
@@ -191,19 +195,28 @@ class Room:
 
     # Reports and views ------------------------------------------------------
 
-    def script_failed(self, error: ScriptError) -> None:
-        self.sink.broadcast(
-            self,
-            {
-                "type": "error",
-                "code": error.code,
-                "message": str(error),
-                "roomId": self.id,
-                "script": error.script,
-                "hook": error.hook,
-                "line": error.line,
-            },
-        )
+    def script_failed(self, error: ScriptError, only: str | None = None) -> None:
+        """Tell the members (or just `only`) that the room's script failed.
+        A new kind of failure is logged once; repeats of the same one are not."""
+        signature = (error.hook, str(error))
+        if signature != self._last_script_error:
+            self._last_script_error = signature
+            log.warning(
+                "room %s/%s script error in %s: %s", self.app_id, self.id, error.hook, error
+            )
+        message = {
+            "type": "error",
+            "code": error.code,
+            "message": str(error),
+            "roomId": self.id,
+            "script": error.script,
+            "hook": error.hook,
+            "line": error.line,
+        }
+        if only is None:
+            self.sink.broadcast(self, message)
+        else:
+            self.sink.send(self, only, message)
 
     def snapshot(self, now_ms: int) -> dict[str, Any]:
         """GameState at `version`: what a joiner starts from."""

@@ -207,8 +207,12 @@ class GameServer:
         deadline = self.service.next_deadline()
         if deadline is not None:
             remaining = deadline - time.monotonic()
+            if remaining > _EARLY_WAKE:
+                # The loop's cached clock was stale when the timer was set: wait again.
+                self._arm()
+                return
             if remaining > 0:
-                time.sleep(remaining)  # at most ~1.5 ms: the precise end of the wait
+                time.sleep(remaining)  # at most 1.5 ms: the precise end of the wait
             self.service.run_ticks(time.monotonic())
             self.flush()
         self._arm()

@@ -29,7 +29,12 @@ class ScriptLibrary:
         if SCRIPT_NAME.fullmatch(name):
             for folder in self.dirs:
                 path = folder / f"{name}.lua"
-                if path.is_file() and path.stat().st_size <= MAX_SCRIPT_BYTES:
+                if path.is_file():
+                    if path.stat().st_size > MAX_SCRIPT_BYTES:
+                        raise RoomError(
+                            f"script {name!r} is larger than {MAX_SCRIPT_BYTES} bytes",
+                            code="script_not_found",
+                        )
                     return path.read_text(encoding="utf-8", errors="replace")
         raise RoomError(f"no script named {name[:64]!r}", code="script_not_found")
 

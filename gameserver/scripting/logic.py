@@ -31,6 +31,8 @@ class LuaLogic:
         self.name = name
         self.room_config = room_config
         self.load_error: ScriptError | None = None
+        # An onInit failure happens before anyone is in the room: told to the first joiner.
+        self.init_error: ScriptError | None = None
         self.script: LuaRoomScript | None = None
         try:
             self.script = LuaRoomScript(
@@ -44,17 +46,24 @@ class LuaLogic:
             self.load_error = exc
 
     def on_init(self, room: Room) -> None:
-        if self.script is not None:
-            try:
-                self.script.init(self.room_config)
-            except ScriptError as exc:
-                room.script_failed(exc)
+        if self.script is None:
+            if self.load_error is not None:
+                room.script_failed(self.load_error)  # logged; nobody is in the room yet
+            return
+        try:
+            self.script.init(self.room_config)
+        except ScriptError as exc:
+            self.init_error = exc
+            room.script_failed(exc)
 
     def on_join(self, room: Room, player: Player) -> None:
         if self.script is None:
-            if self.load_error is not None:
-                room.script_failed(self.load_error)
+            if self.load_error is not None:  # each joiner hears why the room has no logic
+                room.script_failed(self.load_error, only=player.client_id)
             return
+        if self.init_error is not None:
+            room.script_failed(self.init_error, only=player.client_id)
+            self.init_error = None
         try:
             self.script.player_join(player.to_wire())
         except ScriptError as exc:
@@ -71,7 +80,7 @@ class LuaLogic:
         if self.script is None:
             return True  # a room whose script did not load behaves like a relay room
         try:
-            return self.script.action(client_id, action)
+            return self.script.action(client_id, action, room.tick)
         except ScriptError as exc:
             room.script_failed(exc)
             return False

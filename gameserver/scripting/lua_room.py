@@ -117,17 +117,18 @@ class LuaRoomScript:
         """Calls `onPlayerLeave(room, player, reason)`."""
         self._call("onPlayerLeave", self._lua_leave, reason, *_flatten(player))
 
-    def action(self, client_id: str, action: dict[str, Any]) -> bool:
+    def action(self, client_id: str, action: dict[str, Any], tick: int = -1) -> bool:
         """Calls `onAction(room, clientId, action)`; True means relay it to every member.
 
         The script sees `action.type` and `action.data` (other keys are not
-        passed). Without an `onAction` hook every action is relayed.
+        passed). Without an `onAction` hook every action is relayed. `tick`,
+        if given, is the tick applying the action: `room.tick` during the hook.
         """
         action_type = action["type"]
         if not isinstance(action_type, str):
             raise TypeError(f"action type must be str, not {type(action_type).__name__}")
         flat = _flatten(action.get("data"))
-        return bool(self._call("onAction", self._lua_action, client_id, action_type, *flat))
+        return bool(self._call("onAction", self._lua_action, tick, client_id, action_type, *flat))
 
     def tick(self, dt: float, tick: int) -> tuple[list[Change], ScriptError | None]:
         """Runs `onTick` and returns every state change since the previous tick.

@@ -274,7 +274,11 @@ function D.leave(reason, shape, ...)
 end
 
 -- ok, relay: an absent hook relays; a present one relays when it returns a true value.
-function D.action(clientId, actionType, shape, ...)
+-- `tick` is the tick applying the action (room.tick during onAction); < 0 keeps room.tick.
+function D.action(tick, clientId, actionType, shape, ...)
+    if tick >= 0 then
+        room.tick = tick
+    end
     local fn = rawget(env, "onAction")
     if fn == nil then
         return true, true, nil

@@ -15,6 +15,7 @@ anyway: their chunk is loaded with a separate whitelisted environment.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ class Driver:
     init: Any  # (shape, *scalars)
     join: Any  # (shape, *scalars)
     leave: Any  # (reason, shape, *scalars)
-    action: Any  # (client_id, action_type, shape, *scalars)
+    action: Any  # (tick, client_id, action_type, shape, *scalars)
     tick: Any  # (dt, tick, resync)
     read: Any  # ()
 
@@ -72,6 +73,9 @@ def open_runtime(
     )
     g = runtime.globals()
     g.python = None
+    # Lua seeds math.random from the time and an address, which repeats
+    # across rooms created in the same second: seed each room from the OS.
+    g.math.randomseed(secrets.randbits(63), secrets.randbits(63))
     load = g.load
     state = _load_chunk(load, _STATE_LUA, "state.lua")()
     d = _load_chunk(load, _PRELUDE_LUA, "prelude.lua")(state, room_id, instruction_limit)

@@ -7,6 +7,8 @@ import copy
 
 import pytest
 
+from gameserver.client import GameError
+
 
 def position(state, client_id):
     player = state.get("players", {}).get(client_id)
@@ -142,3 +144,50 @@ async def test_the_client_resyncs_after_a_version_gap(clients, server):
     room = server.app.service.directory.get(server.app.apps.list_apps()[0].app_id, "gap")
     await a.wait_until(lambda s: a.state["version"] == room.version, timeout=2)
     assert a.state["state"] == room.state
+
+
+async def test_an_oninit_error_reaches_the_creator(start_server):
+    server = await start_server()
+    (server.app.config.scripts_dirs[0] / "badinit.lua").write_text(
+        'function onInit(room)\n  room.state.a = 1\n  error("init broke")\nend\n'
+    )
+    a = server.client("a")
+    await a.connect()
+    error = a.expect("error", code="script_error")
+    await a.create_room(script_name="badinit")
+    message = await error
+    assert message["hook"] == "onInit" and "init broke" in message["message"]
+    assert message["line"] == 3
+    await a.wait_until(lambda s: s == {"a": 1})  # changes before the error are kept
+    await a.disconnect()
+
+
+async def test_scripts_see_the_tick_that_applies_an_action(start_server):
+    server = await start_server()
+    (server.app.config.scripts_dirs[0] / "echo.lua").write_text(
+        "function onAction(room, id, action)\n"
+        "  room.state.seen = room.tick\n"
+        "  room.state.roll = math.random(1, 1000000000)\n"
+        "  return true\n"
+        "end\n"
+    )
+    rolls = []
+    for n in range(2):
+        a = server.client(f"a{n}")
+        await a.connect()
+        await a.create_room(script_name="echo")
+        relayed = a.expect("action")
+        await a.send_action("ping")
+        tick = (await relayed)["tick"]
+        state = await a.wait_until(lambda s: "seen" in s)
+        assert state["seen"] == tick
+        rolls.append(state["roll"])
+        await a.disconnect()
+    assert rolls[0] != rolls[1], "each room's math.random has its own seed"
+
+
+async def test_a_script_name_outside_the_file_name_alphabet_is_a_bad_request(clients):
+    (a,) = await clients("a")
+    with pytest.raises(GameError) as err:
+        await a.create_room(script_name="my.game")
+    assert err.value.code == "bad_request" and "scriptName" in err.value.message
