@@ -144,6 +144,8 @@ def diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[Cha
     """
     if type(old) is not dict or type(new) is not dict:
         raise TypeError("diff() compares two dicts")
+    if type(prefix) is not str:
+        raise TypeError(f"a path is a str, not {type(prefix).__name__}")
     out: list[Change] = []
     _diff_dict(old, new, prefix, out)
     return out

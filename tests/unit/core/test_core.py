@@ -214,6 +214,8 @@ def test_diff_takes_two_dicts(core: ModuleType) -> None:
         core.diff(None, {})
     with pytest.raises(TypeError):
         core.diff({"a": {}}, {"a": {1: 2}})  # keys must be str
+    with pytest.raises(TypeError):
+        core.diff({}, {"a": 1}, None)  # and so must the prefix
 
 
 # --- apply -----------------------------------------------------------------

@@ -21,7 +21,7 @@ from gameserver.errors import PathError
 
 # Kept small: the whole module runs in a few seconds on both implementations.
 FAST = settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -305,7 +305,7 @@ GARBAGE_STATES = st.one_of(
 )
 
 
-@settings(FAST, max_examples=80)
+@settings(FAST, max_examples=60)
 @given(state=GARBAGE_STATES, changes=GARBAGE_LISTS)
 def test_apply_and_commit_only_ever_raise_path_error(
     core: ModuleType, state: Any, changes: Any
@@ -352,7 +352,7 @@ def clock_runs(draw: st.DrawFn) -> tuple[int, float, list[float]]:
     return rate, times[0] - draw(st.floats(0, 3)) * period, times
 
 
-@settings(FAST, max_examples=80)
+@settings(FAST, max_examples=60)
 @given(run=clock_runs())
 def test_tick_clock_invariants(core: ModuleType, run: Any) -> None:
     rate, start, times = run
@@ -378,7 +378,7 @@ def test_tick_clock_invariants(core: ModuleType, run: Any) -> None:
         assert abs(got - math.floor((now - deadline) / period)) <= 1  # the spec's formula
 
 
-@settings(FAST, max_examples=40)
+@settings(FAST, max_examples=30)
 @given(run=clock_runs())
 def test_tick_clock_agrees_between_implementations(both: Any, run: Any) -> None:
     rate, start, times = run
