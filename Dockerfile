@@ -3,8 +3,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends gcc && rm -rf /
 WORKDIR /src
 COPY requirements.txt requirements-dev.txt pyproject.toml setup.py README.md ./
 COPY gameserver ./gameserver
-RUN pip install --no-cache-dir -r requirements.txt cython==3.3.1 setuptools \
- && python setup.py -q build_ext --inplace \
+# `pip install .` runs setup.py, which compiles the Cython core into the wheel.
+RUN pip install --no-cache-dir -r requirements.txt cython==3.3.1 setuptools==84.2.1 wheel==0.48.0 \
  && pip install --no-cache-dir --no-deps --no-build-isolation .
 
 FROM python:3.11-slim
