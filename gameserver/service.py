@@ -258,6 +258,7 @@ class GameService:
     ) -> None:
         player = Player(session.client_id, self.wall_ms(), dict(metadata), conn=session)
         room.join(player)
+        room.settle()  # the others get what the join changed; the joiner's snapshot has it
         session.room = room
         self._emptying.pop(room, None)
         session.send(

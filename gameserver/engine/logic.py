@@ -5,7 +5,9 @@ the relay below for rooms without a script). The room calls, in this order:
 `on_init` once; then between ticks `on_join` / `on_leave`; at each tick
 `on_action` once per queued action in arrival order, then `on_tick`, which
 returns the state changes made since the previous `on_tick` (by any hook);
-`on_dispose` once at the end. Logic that fails reports through
+`on_dispose` once at the end. `take_changes` returns the changes made since
+the last `on_tick` or `take_changes` without ticking: the room calls it after
+a join, so the joiner's snapshot already shows what joining changed. Logic that fails reports through
 `room.script_failed(error)`; it never raises into the room.
 """
 
@@ -30,6 +32,7 @@ class RoomLogic(Protocol):
         ...
 
     def on_tick(self, room: Room, dt: float, tick: int) -> list[Change]: ...
+    def take_changes(self, room: Room) -> list[Change]: ...
     def on_dispose(self, room: Room) -> None: ...
 
 
@@ -49,6 +52,9 @@ class RelayLogic:
         return True
 
     def on_tick(self, room: Room, dt: float, tick: int) -> list[Change]:
+        return []
+
+    def take_changes(self, room: Room) -> list[Change]:
         return []
 
     def on_dispose(self, room: Room) -> None:

@@ -166,6 +166,13 @@ class Room:
             return False
         return self.publish(changes)
 
+    def settle(self) -> None:
+        """Send what hooks changed since the last tick now, as a delta, so that
+        a snapshot taken next includes it (called after a join)."""
+        changes = self.logic.take_changes(self)
+        if changes:
+            self.publish(changes)
+
     def publish(self, changes: list[dict[str, Any]]) -> bool:
         """Fold `changes` into the state and send the effective ones as one delta."""
         try:

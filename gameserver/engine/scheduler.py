@@ -67,12 +67,15 @@ class Scheduler:
                 continue
             started = self._timer()
             dt = clock.period * (1 + skipped)
+            ticked = 0
             for room in list(group.rooms):
-                if not room.closed:
+                # An empty room pauses: its state waits as it was for whoever comes back.
+                if room.members and not room.closed:
                     room.run_tick(dt, skipped)
-            ran += len(group.rooms)
-            stats.ticks += len(group.rooms)
-            stats.skipped += skipped * len(group.rooms)
+                    ticked += 1
+            ran += ticked
+            stats.ticks += ticked
+            stats.skipped += skipped * ticked
             stats.lateness.add(clock.last_lateness)
             stats.duration.add(self._timer() - started)
         return ran

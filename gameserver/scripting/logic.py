@@ -93,6 +93,15 @@ class LuaLogic:
             room.script_failed(error)
         return changes
 
+    def take_changes(self, room: Room) -> list[Change]:
+        if self.script is None:
+            return []
+        try:
+            return self.script.take_changes()
+        except ScriptError as exc:
+            room.script_failed(exc)
+            return []
+
     def on_dispose(self, room: Room) -> None:
         if self.script is not None:
             self.script.close()

@@ -101,6 +101,7 @@ class LuaRoomScript:
         self._lua_leave = driver.leave
         self._lua_action = driver.action
         self._lua_tick = driver.tick
+        self._lua_collect = driver.collect
         self._lua_read = driver.read
         self._resync = False
         self._call("load", driver.load, name, source)
@@ -136,19 +137,32 @@ class LuaRoomScript:
         The changes include those of the other hooks, and those a failing hook
         made before it failed; the error is onTick's, if it failed.
         """
+        return self._changes("onTick", self._lua_tick, dt, tick, self._resync)
+
+    def take_changes(self) -> list[Change]:
+        """Every state change since the previous `tick` or `take_changes`, without
+        running onTick (so that a joiner's snapshot includes what its join did)."""
+        changes, error = self._changes("collect", self._lua_collect, self._resync)
+        if error is not None:
+            raise error
+        return changes
+
+    def _changes(
+        self, hook: str, fn: Any, *args: object
+    ) -> tuple[list[Change], ScriptError | None]:
         try:
             # ok, message, line, json-or-None, path, value, path, value, ...
-            result = self._lua_tick(dt, tick, self._resync)
+            result = fn(*args)
         except LuaError as e:
-            # Changes may be lost with this batch: the next tick resends the root.
+            # Changes may be lost with this batch: the next call resends the root.
             self._resync = True
-            return [], self._runtime_failure("onTick", e)
+            return [], self._runtime_failure(hook, e)
         self._resync = False
         ok, message, line, other = result[0], result[1], result[2], result[3]
         changes: list[Change] = [] if other is None else _decode_json(other)
         for i in range(4, len(result), 2):
             changes.append({"path": result[i], "operation": "set", "value": result[i + 1]})
-        error = None if ok else ScriptError(message, script=self.name, hook="onTick", line=line)
+        error = None if ok else ScriptError(message, script=self.name, hook=hook, line=line)
         return changes, error
 
     def read_state(self) -> dict[str, Any]:
@@ -162,7 +176,7 @@ class LuaRoomScript:
     def close(self) -> None:
         """Frees the runtime; any later call raises RuntimeError."""
         self._lua_init = self._lua_join = self._lua_leave = _closed
-        self._lua_action = self._lua_tick = self._lua_read = _closed
+        self._lua_action = self._lua_tick = self._lua_read = self._lua_collect = _closed
         self._runtime = None
 
     def _call(self, hook: str, fn: Any, *args: object) -> Any:

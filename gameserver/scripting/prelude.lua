@@ -305,6 +305,15 @@ function D.tick(dt, tick, resync)
     return ok, msg, line, S.collect()
 end
 
+-- Every change since the last tick or collect, without running onTick:
+-- the same results as D.tick after its ok, message, line.
+function D.collect(resync)
+    if resync then
+        S.resync()
+    end
+    return true, nil, nil, S.collect()
+end
+
 D.read = S.read
 
 return D

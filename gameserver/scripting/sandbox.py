@@ -45,6 +45,7 @@ class Driver:
     leave: Any  # (reason, shape, *scalars)
     action: Any  # (tick, client_id, action_type, shape, *scalars)
     tick: Any  # (dt, tick, resync)
+    collect: Any  # (resync)
     read: Any  # ()
 
 
@@ -86,6 +87,7 @@ def open_runtime(
         leave=d["leave"],
         action=d["action"],
         tick=d["tick"],
+        collect=d["collect"],
         read=d["read"],
     )
     return runtime, driver

@@ -20,7 +20,9 @@ async def test_two_players_see_each_other_move(clients, server, encoding):
     alice, bob = await clients("alice", "bob", encoding=encoding)
     deltas = []
     bob.on("onDelta", deltas.append)
-    await alice.create_room(room_id="arena-1", script_name="arena", max_players=8)
+    created = await alice.create_room(room_id="arena-1", script_name="arena", max_players=8)
+    # The creator's snapshot is the room after onInit and its own onPlayerJoin.
+    assert created["state"] == {"players": {"alice": {"x": 0, "y": 0, "hp": 100}}, "tick": 0}
     await bob.join_room("arena-1")
     # Both players appear with the arena's starting values.
     for client in (alice, bob):
@@ -90,7 +92,9 @@ async def test_a_late_joiner_gets_a_snapshot_then_the_next_deltas(clients):
     b.on("onDelta", first.append)
     joined = await b.join_room("late")
     assert position(joined["state"], "a") == (10, 10)
-    await b.wait_until(lambda s: "b" in s["players"])
+    # The snapshot already shows what joining did (onPlayerJoin ran first).
+    assert position(joined["state"], "b") == (0, 0)
+    await b.wait_until(lambda s: s["tick"] > joined["state"]["tick"])
     assert first[0]["fromVersion"] == joined["version"]
 
 

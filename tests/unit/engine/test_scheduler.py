@@ -36,7 +36,9 @@ class ScriptedLogic(RelayLogic):
         return self.pending.pop(0) if self.pending else []
 
 
-def make_room(logic=None, *, rate=64, max_players=4, room_id="r") -> tuple[Room, Sink]:
+def make_room(
+    logic=None, *, rate=64, max_players=4, room_id="r", seated=False
+) -> tuple[Room, Sink]:
     sink = Sink()
     room = Room(
         room_id=room_id,
@@ -50,13 +52,15 @@ def make_room(logic=None, *, rate=64, max_players=4, room_id="r") -> tuple[Room,
         sink=sink,
         max_actions_per_tick=3,
     )
+    if seated:
+        room.join(Player("seated", 0))
     return room, sink
 
 
 def test_rooms_of_one_rate_share_deadlines_on_the_grid():
     scheduler = Scheduler()
-    a, _ = make_room(room_id="a")
-    b, _ = make_room(room_id="b")
+    a, _ = make_room(room_id="a", seated=True)
+    b, _ = make_room(room_id="b", seated=True)
     scheduler.add(a, now=10.003)
     scheduler.add(b, now=10.010)
     period = 1 / 64
@@ -67,7 +71,7 @@ def test_rooms_of_one_rate_share_deadlines_on_the_grid():
 
 def test_not_due_before_the_deadline_and_no_drift():
     scheduler = Scheduler()
-    room, _ = make_room()
+    room, _ = make_room(seated=True)
     scheduler.add(room, now=0.0)
     period = 1 / 64
     for k in range(1, 1000):
@@ -81,7 +85,7 @@ def test_not_due_before_the_deadline_and_no_drift():
 def test_a_room_that_falls_behind_skips_ticks_instead_of_bursting():
     logic = ScriptedLogic()
     scheduler = Scheduler()
-    room, _ = make_room(logic)
+    room, _ = make_room(logic, seated=True)
     scheduler.add(room, now=0.0)
     period = 1 / 64
     scheduler.run_due(period)
@@ -90,6 +94,17 @@ def test_a_room_that_falls_behind_skips_ticks_instead_of_bursting():
     assert logic.ticks[-1] == (pytest.approx(3 * period), 4)
     assert scheduler.stats.skipped == 2
     assert scheduler.next_deadline() == pytest.approx(5 * period)
+
+
+def test_an_empty_room_pauses_until_someone_joins():
+    logic = ScriptedLogic()
+    scheduler = Scheduler()
+    room, _ = make_room(logic)
+    scheduler.add(room, now=0.0)
+    period = 1 / 64
+    assert scheduler.run_due(period) == 0 and room.tick == 0 and logic.ticks == []
+    room.join(Player("p", 0))
+    assert scheduler.run_due(2 * period) == 1 and room.tick == 1
 
 
 def test_tick_applies_queued_actions_in_order_then_sends_one_delta():
