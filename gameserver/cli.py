@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -79,6 +80,9 @@ def _app_command(argv: list[str]) -> int:
     store = SqliteAppStore(args.data_dir)
     try:
         if args.action == "create":
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", args.name):
+                print("gameserver: an app name is 1..64 of A-Z a-z 0-9 _ . -", file=sys.stderr)
+                return 2
             try:
                 new = store.create_app(args.name)
             except ValueError as exc:

@@ -36,6 +36,7 @@ class Config:
     max_players_limit: int = 10_000
     empty_room_timeout: float = 30.0  # seconds an empty room lives before it is disposed
     max_actions_per_tick: int = 1024  # per room; more are refused with `rate_limited`
+    max_listed_rooms: int = 200  # rooms in one `list_rooms` reply, newest first
 
     # Identifiers and sizes a client may send
     max_id_length: int = 64  # roomId, categoryId, scriptName

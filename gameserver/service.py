@@ -85,7 +85,7 @@ class GameService:
             raise Refused(CloseCode.BAD_CLIENT_ID, "client_id is required")
         if len(client_id) > self.config.max_client_id_length or not client_id.isprintable():
             raise Refused(CloseCode.BAD_CLIENT_ID, "client_id is too long or not printable")
-        codec = get_codec(encoding or "msgpack")
+        codec = get_codec("msgpack" if encoding is None else encoding)
         if codec is None:
             raise Refused(CloseCode.BAD_ENCODING, "encoding must be msgpack or json")
         key = (app_id, client_id)
@@ -249,6 +249,7 @@ class GameService:
 
     def _join_room(self, session: Session, msg: m.JoinRoom) -> None:
         self._not_in_room(session)
+        self._check_id(msg.room_id, "roomId")
         self._check_metadata(msg.metadata)
         room = self.directory.get(session.app_id, msg.room_id)
         self._seat(session, room, msg.metadata, msg.request_id)
@@ -304,10 +305,16 @@ class GameService:
         )
 
     def _list_rooms(self, session: Session, msg: m.ListRooms) -> None:
-        rooms = [room.info() for room in self.directory.listing(session.app_id, msg.category_id)]
+        if msg.category_id is not None:
+            self._check_id(msg.category_id, "categoryId")
+        listing = self.directory.listing(session.app_id, msg.category_id)
+        # The newest rooms first, at most max_listed_rooms: one reply stays small.
+        newest = sorted(listing, key=lambda room: room.created_at, reverse=True)
+        rooms = [room.info() for room in newest[: self.config.max_listed_rooms]]
         session.send(m.with_request_id({"type": "rooms", "rooms": rooms}, msg.request_id))
 
     def _ping(self, session: Session, msg: m.Ping) -> None:
+        check_value(msg.client_time, 0, "clientTime")
         session.send(
             m.with_request_id(
                 {"type": "pong", "clientTime": msg.client_time, "serverTime": self.wall_ms()},

@@ -33,11 +33,15 @@ WS_PATH = "/v1/game/ws"
 # uvloop timers may fire up to ~1.2 ms early; wake this much before a tick
 # deadline and finish the wait with a short precise sleep, so ticks are never early.
 _EARLY_WAKE = 0.0015
+# Seconds a peer has to answer our close before its connection is cut.
+_CLOSE_TIMEOUT = 2.0
 
 
 def _query(path: str) -> dict[str, str]:
-    parts = urlsplit(path)
-    return {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    """The query parameters; raises UnicodeDecodeError when one is not UTF-8
+    (replacing bad bytes would let different client ids collide)."""
+    query = urlsplit(path).query
+    return {k: v[0] for k, v in parse_qs(query, keep_blank_values=True, errors="strict").items()}
 
 
 class _AppKeys:
@@ -67,9 +71,21 @@ class _Link:
         self.session = session
         self._ready = asyncio.Event()
         self._text = not session.codec.binary
+        self.sending = False  # the writer waits for the socket to take a frame
+        self._closing = False
         self.writer = asyncio.get_running_loop().create_task(self._write())
 
     def wake(self) -> None:
+        if self.sending and self.session.close_request is not None and not self._closing:
+            # The client stopped reading and the session wants it gone (slow
+            # consumer): close now rather than after a backlog that never drains.
+            self._closing = True
+            code, reason = self.session.close_request
+            loop = asyncio.get_running_loop()
+            loop.create_task(self.ws.close(code, reason))
+            # The close frame waits behind the backlog too: cut the TCP
+            # connection if the peer has not taken it within the close timeout.
+            loop.call_later(_CLOSE_TIMEOUT, self.ws.transport.abort)
         self._ready.set()
 
     async def _write(self) -> None:
@@ -80,7 +96,9 @@ class _Link:
                 self._ready.clear()
                 frame = session.take_frame()
                 if frame is not None:
+                    self.sending = True
                     await ws.send(frame, text=self._text)
+                    self.sending = False
                 if session.close_request is not None and not session.outbox:
                     code, reason = session.close_request
                     await ws.close(code, reason)
@@ -113,6 +131,7 @@ class GameServer:
             server_header=None,
             ping_interval=20,
             ping_timeout=20,
+            close_timeout=_CLOSE_TIMEOUT,
             logger=logging.getLogger("gameserver.websockets"),
         )
         return int(self._server.sockets[0].getsockname()[1])
@@ -138,7 +157,11 @@ class GameServer:
     def _check_handshake(self, ws: ServerConnection, request: Request) -> Response | None:
         if urlsplit(request.path).path != WS_PATH:
             return ws.respond(HTTPStatus.NOT_FOUND, f"the game endpoint is {WS_PATH}\n")
-        if self._keys.lookup(request.headers, _query(request.path)) is None:
+        try:
+            query = _query(request.path)
+        except UnicodeDecodeError:
+            return ws.respond(HTTPStatus.BAD_REQUEST, "query parameters must be UTF-8\n")
+        if self._keys.lookup(request.headers, query) is None:
             return ws.respond(HTTPStatus.UNAUTHORIZED, "missing or unknown public key\n")
         return None
 

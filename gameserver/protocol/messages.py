@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from gameserver.errors import BadRequest, UnknownType
+from gameserver.protocol.values import INT64_MAX, INT64_MIN
 
 __all__ = [
     "RoomConfig",
@@ -83,7 +84,7 @@ class ListRooms(_Message, tag="list_rooms"):
 
 
 class Ping(_Message, tag="ping"):
-    client_time: int | float | None = None
+    client_time: int | float
 
 
 ClientMessage = CreateRoom | JoinRoom | LeaveRoom | SendAction | Chat | GetState | ListRooms | Ping
@@ -99,7 +100,9 @@ def request_id_of(raw: Any) -> RequestId:
     if type(raw) is not dict:
         return None
     rid = raw.get("requestId")
-    if type(rid) is int or (type(rid) is str and len(rid) <= _MAX_REQUEST_ID_LENGTH):
+    if (type(rid) is int and INT64_MIN <= rid <= INT64_MAX) or (
+        type(rid) is str and len(rid) <= _MAX_REQUEST_ID_LENGTH
+    ):
         return rid
     return None
 
@@ -121,6 +124,8 @@ def parse(raw: Any) -> ClientMessage:
     rid = message.request_id
     if type(rid) is str and len(rid) > _MAX_REQUEST_ID_LENGTH:
         raise BadRequest(f"requestId longer than {_MAX_REQUEST_ID_LENGTH} characters")
+    if type(rid) is int and not INT64_MIN <= rid <= INT64_MAX:
+        raise BadRequest("requestId is out of the 64-bit integer range")
     return message  # type: ignore[return-value]
 
 

@@ -252,3 +252,81 @@ async def test_secret_key_is_not_a_public_key(server):
     client = GameClient(server.url, server.secret_key, "x")
     with pytest.raises(InvalidStatus):
         await client.connect()
+
+
+async def test_a_client_that_stops_reading_loses_its_seat(server, clients):
+    """It stops reading (its socket buffers fill up); the others keep chatting.
+    The server closes it instead of queueing for it forever."""
+    (talker,) = await clients("talker")
+    await talker.create_room(room_id="r")
+    stuck = await connect(
+        raw_url(server, public_key=server.public_key, client_id="stuck"), max_queue=1
+    )
+    await stuck.send(msgspec.msgpack.encode({"type": "join_room", "requestId": 1, "roomId": "r"}))
+    gone = talker.expect("player_left")
+    line = "x" * 1000
+    started = time.perf_counter()
+    while not gone.done() and time.perf_counter() - started < 20:
+        await talker.send([{"type": "chat", "message": line}] * 50)
+        await asyncio.sleep(0.005)
+    message = await asyncio.wait_for(gone, 5)
+    assert message["player"]["clientId"] == "stuck" and message["reason"] == "disconnected"
+    assert (await talker.list_rooms())[0]["playerCount"] == 1
+    stuck.transport.abort()
+
+
+async def test_ping_needs_a_finite_client_time(clients):
+    (a,) = await clients("a")
+    for fields in (
+        {},
+        {"clientTime": float("nan")},
+        {"clientTime": float("inf")},
+        {"clientTime": 2**64 - 1},
+    ):
+        with pytest.raises(GameError) as err:
+            await a.request("ping", **fields)
+        assert err.value.code == "bad_request"
+
+
+async def test_ids_in_lookups_are_checked_like_ids_in_creation(clients):
+    (a,) = await clients("a")
+    for request, fields in (
+        ("join_room", {"roomId": "x" * 60_000}),
+        ("join_room", {"roomId": ""}),
+        ("list_rooms", {"categoryId": "c" * 65}),
+    ):
+        with pytest.raises(GameError) as err:
+            await a.request(request, **fields)
+        assert err.value.code == "bad_request"
+        assert len(err.value.message) < 200  # the id is not echoed back
+
+
+async def test_empty_encoding_is_refused(server):
+    async with connect(
+        raw_url(server, public_key=server.public_key, client_id="e", encoding="")
+    ) as ws:
+        await ws.wait_closed()
+        assert ws.close_code == 4003
+
+
+async def test_a_query_that_is_not_utf8_is_refused_at_the_handshake(server):
+    url = f"{server.url}?public_key={server.public_key}&client_id=%FF%FE"
+    with pytest.raises(InvalidStatus) as err:
+        async with connect(url):
+            pass
+    assert err.value.response.status_code == 400
+
+
+async def test_list_rooms_returns_the_newest_rooms_up_to_the_cap(start_server):
+    server = await start_server(max_listed_rooms=3)
+    owners = []
+    for n in range(5):
+        owner = server.client(f"o{n}")
+        await owner.connect()
+        await owner.create_room(room_id=f"r{n}")
+        owners.append(owner)
+        await asyncio.sleep(0.002)  # distinct createdAt
+    rooms = await owners[0].list_rooms()
+    assert [r["id"] for r in rooms] == ["r4", "r3", "r2"]
+    for owner in owners:
+        await owner.disconnect()
