@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from gameserver.service import GameService, Refused
 from gameserver.session import Session
