@@ -43,43 +43,18 @@ if TYPE_CHECKING:
         split_path,
         unescape_key,
     )
-elif os.environ.get("GAMESERVER_PURE", "") not in ("", "0"):
-    from gameserver._core_py import (
-        TickClock,
-        apply,
-        commit,
-        diff,
-        escape_key,
-        join_path,
-        split_path,
-        unescape_key,
-    )
-
-    IMPL = "python"
 else:
-    try:
-        from gameserver._core import (
-            TickClock,
-            apply,
-            commit,
-            diff,
-            escape_key,
-            join_path,
-            split_path,
-            unescape_key,
-        )
-
-        IMPL = "cython"
-    except ImportError:
-        from gameserver._core_py import (
-            TickClock,
-            apply,
-            commit,
-            diff,
-            escape_key,
-            join_path,
-            split_path,
-            unescape_key,
-        )
+    if os.environ.get("GAMESERVER_PURE", "") not in ("", "0"):
+        from gameserver import _core_py as _impl
 
         IMPL = "python"
+    else:
+        try:
+            from gameserver import _core as _impl
+
+            IMPL = "cython"
+        except ImportError:
+            from gameserver import _core_py as _impl
+
+            IMPL = "python"
+    globals().update({name: getattr(_impl, name) for name in __all__ if name != "IMPL"})
