@@ -64,6 +64,7 @@ class GameService:
         self.sessions: dict[tuple[str, str], Session] = {}
         self._pending: dict[Session, None] = {}
         self._emptying: dict[Room, None] = {}
+        self._doomed: dict[Room, str] = {}  # rooms that asked to close during a tick
         self._handlers: dict[type, Callable[[Session, Any], None]] = {
             m.CreateRoom: self._create_room,
             m.JoinRoom: self._join_room,
@@ -164,6 +165,10 @@ class GameService:
 
     def run_ticks(self, now: float) -> int:
         ran = self.scheduler.run_due(now)
+        if self._doomed:
+            for room, reason in list(self._doomed.items()):
+                self._dispose(room, reason)
+            self._doomed.clear()
         if self._emptying:
             timeout = self.config.empty_room_timeout
             for room in list(self._emptying):
@@ -179,6 +184,9 @@ class GameService:
             self._dispose(room, "server_shutdown")
         for session in list(self.sessions.values()):
             session.close(CloseCode.GOING_AWAY, "server shutdown")
+
+    def _doom(self, room: Room, reason: str) -> None:
+        self._doomed[room] = reason
 
     def _dispose(self, room: Room, reason: str) -> None:
         room.close(reason)
@@ -240,6 +248,8 @@ class GameService:
             sink=self.fanout,
             max_actions_per_tick=limits.max_actions_per_tick,
             script_name=cfg.script_name,
+            max_failing_ticks=limits.max_failing_ticks,
+            on_doomed=self._doom,
         )
         self.directory.add(room)
         self.scheduler.add(room, self.clock())

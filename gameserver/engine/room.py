@@ -9,6 +9,9 @@ Invariants:
   start of the next tick, in arrival order.
 - Members hear about the room through the `RoomSink` only; the room never
   encodes or sends anything itself.
+- A room whose logic fails in `max_failing_ticks` ticks in a row asks to be
+  closed (reason `script_error`) through `on_doomed`; whoever owns the room
+  disposes of it after the tick.
 
 Times: `now_ms` arguments are wall-clock milliseconds since the epoch (what
 clients see); tick arithmetic lives in the scheduler.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,6 +69,8 @@ class Room:
         sink: RoomSink,
         max_actions_per_tick: int,
         script_name: str | None = None,
+        max_failing_ticks: int = 10,
+        on_doomed: Callable[[Room, str], None] | None = None,
     ) -> None:
         self.id = room_id
         self.app_id = app_id
@@ -86,6 +92,10 @@ class Room:
         self._max_actions = max_actions_per_tick
         self._actions: deque[tuple[str, dict[str, Any]]] = deque()
         self._last_script_error: tuple[str, str] | None = None
+        self._failed_this_tick = False
+        self.failing_ticks = 0  # consecutive ticks in which the logic failed
+        self._max_failing_ticks = max_failing_ticks
+        self._on_doomed = on_doomed
 
     # Membership ---------------------------------------------------------
 
@@ -148,6 +158,17 @@ class Room:
         when the state changed (a delta went out)."""
         self.tick += 1 + skipped
         self.skipped_ticks += skipped
+        self._failed_this_tick = False
+        changed = self._run_tick(dt)
+        if not self._failed_this_tick:
+            self.failing_ticks = 0
+        else:
+            self.failing_ticks += 1
+            if self.failing_ticks >= self._max_failing_ticks and self._on_doomed is not None:
+                self._on_doomed(self, "script_error")
+        return changed
+
+    def _run_tick(self, dt: float) -> bool:
         actions, self._actions = self._actions, deque()
         for client_id, action in actions:
             if client_id in self.members and self.logic.on_action(self, client_id, action):
@@ -205,6 +226,7 @@ class Room:
     def script_failed(self, error: ScriptError, only: str | None = None) -> None:
         """Tell the members (or just `only`) that the room's script failed.
         A new kind of failure is logged once; repeats of the same one are not."""
+        self._failed_this_tick = True
         signature = (error.hook, str(error))
         if signature != self._last_script_error:
             self._last_script_error = signature

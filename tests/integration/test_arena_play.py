@@ -195,3 +195,22 @@ async def test_a_script_name_outside_the_file_name_alphabet_is_a_bad_request(cli
     with pytest.raises(GameError) as err:
         await a.create_room(script_name="my.game")
     assert err.value.code == "bad_request" and "scriptName" in err.value.message
+
+
+async def test_a_room_whose_script_fails_ten_ticks_in_a_row_closes(start_server):
+    server = await start_server(max_failing_ticks=10)
+    (server.app.config.scripts_dirs[0] / "doomed.lua").write_text(
+        "function onTick(room, dt, tick)\n  error('always')\nend\n"
+    )
+    a = server.client("a")
+    await a.connect()
+    closed = a.expect("room_closed")
+    await a.create_room(room_id="doomed", script_name="doomed")
+    message = await asyncio.wait_for(closed, 5)
+    assert message == {"type": "room_closed", "roomId": "doomed", "reason": "script_error"}
+    errors = [m for m in a.received("error") if m["code"] == "script_error"]
+    assert len(errors) == 10 and all(e["hook"] == "onTick" for e in errors)
+    assert await a.list_rooms() == []
+    # The player is free again.
+    assert (await a.create_room(room_id="next"))["roomId"] == "next"
+    await a.disconnect()

@@ -176,3 +176,41 @@ def test_a_change_that_does_not_fit_is_a_script_error_not_a_crash():
     (error,) = sink.of_type("error")
     assert error["code"] == "script_error"
     assert room.version == 0
+
+
+def test_failing_ticks_in_a_row_doom_the_room_and_a_good_tick_resets_the_count():
+    from gameserver.errors import ScriptError
+
+    doomed = []
+
+    class Flaky(ScriptedLogic):
+        def __init__(self, pattern):
+            super().__init__()
+            self.pattern = list(pattern)
+
+        def on_tick(self, room, dt, tick):
+            if self.pattern.pop(0):
+                room.script_failed(ScriptError("boom", hook="onTick"))
+            return []
+
+    sink = Sink()
+    room = Room(
+        room_id="r",
+        app_id="app",
+        category_id=None,
+        max_players=4,
+        tick_rate=64,
+        metadata={},
+        created_at=0,
+        logic=Flaky([1, 1, 0, 1, 1, 1]),
+        sink=sink,
+        max_actions_per_tick=3,
+        max_failing_ticks=3,
+        on_doomed=lambda r, reason: doomed.append(reason),
+    )
+    room.join(Player("p", 0))
+    for _ in range(5):
+        room.run_tick(0.01, 0)
+    assert doomed == [] and room.failing_ticks == 2  # the good third tick reset the count
+    room.run_tick(0.01, 0)
+    assert doomed == ["script_error"]
