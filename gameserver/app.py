@@ -9,12 +9,16 @@ import logging
 import signal
 from collections.abc import Callable
 
+from aiohttp import web
+
 from gameserver import _accel
 from gameserver.config import Config
 from gameserver.net import WS_PATH, GameServer
+from gameserver.net.admin import admin_app
 from gameserver.scripting.library import ScriptLibrary
 from gameserver.service import GameService
 from gameserver.storage import App, NewApp, SqliteAppStore
+from gameserver.storage.sqlite_scripts import SqliteScriptStore
 
 __all__ = ["GameApp", "DEFAULT_APP"]
 
@@ -27,12 +31,15 @@ class GameApp:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.apps = SqliteAppStore(config.data_dir)
-        self.scripts = ScriptLibrary(config.scripts_dirs)
+        self.script_store = SqliteScriptStore(config.data_dir)
+        self.scripts = ScriptLibrary(config.scripts_dirs, self.script_store)
         self.service = GameService(config, self.scripts)
         self.server = GameServer(
             self.service, self.apps, max_message_bytes=config.max_message_bytes
         )
         self.port: int | None = None
+        self.admin_port: int | None = None
+        self._admin: web.AppRunner | None = None
         self._stopped = False
 
     def default_app(self) -> tuple[App, NewApp | None]:
@@ -46,6 +53,16 @@ class GameApp:
     async def start(self) -> int:
         log.info("state core: %s", _accel.IMPL)
         self.port = await self.server.start(self.config.host, self.config.port)
+        admin_port = self.config.admin_port
+        if admin_port is None:
+            admin_port = self.port + 1 if self.config.port else 0
+        self._admin = web.AppRunner(
+            admin_app(self.config, self.apps, self.script_store), access_log=None
+        )
+        await self._admin.setup()
+        site = web.TCPSite(self._admin, self.config.host, admin_port)
+        await site.start()
+        self.admin_port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
         return self.port
 
     async def stop(self) -> None:
@@ -53,6 +70,9 @@ class GameApp:
             return
         self._stopped = True
         await self.server.stop()
+        if self._admin is not None:
+            await self._admin.cleanup()
+        self.script_store.close()
         self.apps.close()
 
     async def serve_until_signalled(self, on_ready: Callable[[int], None]) -> None:

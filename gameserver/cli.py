@@ -44,7 +44,16 @@ def _serve_parser() -> argparse.ArgumentParser:
         f"({_DEFAULTS.min_tick_rate}..{_DEFAULTS.max_tick_rate})",
     )
     p.add_argument(
-        "--data-dir", type=Path, default=_DEFAULTS.data_dir, help="where apps are kept (SQLite)"
+        "--admin-port",
+        type=int,
+        default=None,
+        help="port of the admin HTTP API (scripts); default: --port + 1",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=_DEFAULTS.data_dir,
+        help="where apps and uploaded scripts are kept (SQLite)",
     )
     p.add_argument(
         "--scripts-dir",
@@ -116,6 +125,7 @@ def _config_from(args: argparse.Namespace) -> Config:
     return Config(
         host=args.host,
         port=args.port,
+        admin_port=args.admin_port,
         tick_rate=args.tick_rate,
         data_dir=args.data_dir,
         scripts_dirs=(*args.scripts_dir, BUILTIN_SCRIPTS_DIR),
@@ -146,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"created the default app {default.app_id}; its secret key, shown only now:")
             print(f"  {created.secret_key}")
         print(f"default app public key: {default.public_key}")
+        admin_host = url.split("/")[2].rsplit(":", 1)[0]
+        print(f"admin API: http://{admin_host}:{app.admin_port}/v1/game/{default.app_id}/scripts")
         print(
             f"connect: {url}?public_key={default.public_key}&client_id=YOUR_PLAYER_ID", flush=True
         )

@@ -23,6 +23,7 @@ class Config:
     host: str = "0.0.0.0"
     port: int = 8787
     max_message_bytes: int = 64 * 1024  # larger frames close the socket with 1009
+    admin_port: int | None = None  # the admin HTTP API; None: the game port + 1 (0 with port 0)
 
     # Storage
     data_dir: Path = Path("gameserver-data")

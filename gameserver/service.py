@@ -230,7 +230,7 @@ class GameService:
         if cfg.script_name is not None:
             logic = LuaLogic(
                 cfg.script_name,
-                self.scripts.source(cfg.script_name),
+                self.scripts.source(cfg.script_name, session.app_id),
                 room_id=room_id,
                 room_config=room_config,
                 memory_limit=limits.lua_memory_limit,

@@ -15,7 +15,16 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["App", "AppStore", "NewApp", "key_digest", "new_public_key", "new_secret_key"]
+__all__ = [
+    "App",
+    "AppStore",
+    "NewApp",
+    "ScriptStore",
+    "ScriptVersion",
+    "key_digest",
+    "new_public_key",
+    "new_secret_key",
+]
 
 PUBLIC_PREFIX = "cb_pk_"
 SECRET_PREFIX = "cb_sk_"
@@ -60,3 +69,24 @@ class AppStore(Protocol):
     def check_secret(self, app_id: str, secret_key: str) -> bool: ...
     def list_apps(self) -> list[App]: ...
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptVersion:
+    app_id: str
+    name: str
+    version: int  # 1, 2, ... per (app, name); each upload is a new version
+    source: str
+    created_at: int  # ms since epoch
+
+
+class ScriptStore(Protocol):
+    """Room scripts uploaded through the admin API, versioned per app."""
+
+    def add_version(self, app_id: str, name: str, source: str) -> ScriptVersion: ...
+    def versions(self, app_id: str, name: str) -> list[ScriptVersion]: ...
+    def version(self, app_id: str, name: str, version: int) -> ScriptVersion | None: ...
+    def active_version(self, app_id: str, name: str) -> int | None: ...
+    def activate(self, app_id: str, name: str, version: int) -> None: ...
+    def names(self, app_id: str) -> list[str]: ...
+    def delete(self, app_id: str, name: str) -> bool: ...

@@ -1,0 +1,162 @@
+"""The admin HTTP API (aiohttp): managing an app's room scripts.
+
+Every route is under `/v1/game/{appId}/` and needs the app's secret key as
+`Authorization: Bearer cb_sk_...`; anything else (a public key, another app's
+secret, no header) is 401. JSON in and out; errors are
+`{"error": code, "message": ...}`. docs/admin.md describes the routes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gameserver.config import Config
+from gameserver.scripting.library import SCRIPT_NAME, compile_error
+from gameserver.storage.base import AppStore, ScriptStore, ScriptVersion
+
+__all__ = ["admin_app"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_SOURCE_BYTES = 1024 * 1024
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.extra = status, code, extra
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": code, "message": message, **extra}, status=status)
+
+
+def _version_info(row: ScriptVersion) -> dict[str, Any]:
+    return {"version": row.version, "createdAt": row.created_at}
+
+
+def admin_app(config: Config, apps: AppStore, scripts: ScriptStore) -> web.Application:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Secret-key auth for every route, and errors as JSON, never a traceback."""
+        app_id = request.match_info.get("appId")
+        if app_id is not None:
+            auth = request.headers.get("Authorization", "")
+            key = auth[7:] if auth.startswith("Bearer ") else ""
+            if (
+                not key.startswith("cb_sk_")
+                or not key.isascii()
+                or not apps.check_secret(app_id, key)
+            ):
+                return _error(
+                    401,
+                    "unauthorized",
+                    "send the app's secret key as Authorization: Bearer cb_sk_...",
+                )
+        try:
+            return await handler(request)
+        except _Refusal as refusal:
+            return _error(refusal.status, refusal.code, str(refusal), **refusal.extra)
+        except web.HTTPException as exc:
+            return _error(
+                exc.status, "not_found" if exc.status == 404 else "bad_request", exc.reason
+            )
+
+    async def body(request: web.Request) -> dict[str, Any]:
+        try:
+            data = json.loads(await request.read() or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise _Refusal(400, "bad_request", "the body must be a JSON object") from None
+        if not isinstance(data, dict):
+            raise _Refusal(400, "bad_request", "the body must be a JSON object")
+        return data
+
+    def known(app_id: str, name: str) -> list[ScriptVersion]:
+        versions = scripts.versions(app_id, name)
+        if not versions:
+            raise _Refusal(404, "script_not_found", f"no uploaded script named {name[:64]!r}")
+        return versions
+
+    async def upload(request: web.Request) -> web.Response:
+        app_id, data = request.match_info["appId"], await body(request)
+        name, source, activate = data.get("name"), data.get("source"), data.get("activate", False)
+        if not isinstance(name, str) or not SCRIPT_NAME.fullmatch(name):
+            raise _Refusal(400, "bad_request", "name must be 1..64 characters of A-Z a-z 0-9 _ -")
+        if not isinstance(source, str) or len(source.encode("utf-8", "replace")) > MAX_SOURCE_BYTES:
+            raise _Refusal(
+                400, "bad_request", f"source must be a string of at most {MAX_SOURCE_BYTES} bytes"
+            )
+        if not isinstance(activate, bool):
+            raise _Refusal(400, "bad_request", "activate must be true or false")
+        failure = compile_error(
+            name,
+            source,
+            memory_limit=config.lua_memory_limit,
+            instruction_limit=config.lua_instruction_limit,
+        )
+        if failure is not None:
+            raise _Refusal(400, "script_error", str(failure), line=failure.line)
+        row = scripts.add_version(app_id, name, source)
+        if activate:
+            scripts.activate(app_id, name, row.version)
+        active = scripts.active_version(app_id, name)
+        return web.json_response(
+            {"name": name, "version": row.version, "activeVersion": active}, status=201
+        )
+
+    async def listing(request: web.Request) -> web.Response:
+        app_id = request.match_info["appId"]
+        out = []
+        for name in scripts.names(app_id):
+            versions = scripts.versions(app_id, name)
+            out.append(
+                {
+                    "name": name,
+                    "activeVersion": scripts.active_version(app_id, name),
+                    "latestVersion": versions[-1].version,
+                    "updatedAt": versions[-1].created_at,
+                }
+            )
+        return web.json_response({"scripts": out})
+
+    async def detail(request: web.Request) -> web.Response:
+        app_id, name = request.match_info["appId"], request.match_info["name"]
+        versions = known(app_id, name)
+        active = scripts.active_version(app_id, name)
+        shown = next((v for v in versions if v.version == active), versions[-1])
+        return web.json_response(
+            {
+                "name": name,
+                "activeVersion": active,
+                "versions": [_version_info(v) for v in versions],
+                "source": shown.source,
+                "sourceVersion": shown.version,
+            }
+        )
+
+    async def activate(request: web.Request) -> web.Response:
+        app_id, name = request.match_info["appId"], request.match_info["name"]
+        known(app_id, name)
+        version = (await body(request)).get("version")
+        if type(version) is not int or scripts.version(app_id, name, version) is None:
+            raise _Refusal(404, "version_not_found", f"{name} has no version {version!r}")
+        scripts.activate(app_id, name, version)
+        return web.json_response({"name": name, "activeVersion": version})
+
+    async def delete(request: web.Request) -> web.Response:
+        app_id, name = request.match_info["appId"], request.match_info["name"]
+        known(app_id, name)
+        scripts.delete(app_id, name)
+        return web.Response(status=204)
+
+    app = web.Application(middlewares=[guard], client_max_size=2 * MAX_SOURCE_BYTES)
+    base = "/v1/game/{appId}/scripts"
+    app.router.add_post(base, upload)
+    app.router.add_get(base, listing)
+    app.router.add_get(base + "/{name}", detail)
+    app.router.add_post(base + "/{name}/activate", activate)
+    app.router.add_delete(base + "/{name}", delete)
+    return app

@@ -1,0 +1,143 @@
+"""The admin HTTP API for scripts, end to end with a real HTTP client."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from gameserver.app import GameApp, ws_url
+from gameserver.client import GameClient, GameError
+
+SCRIPT_V1 = "function onInit(room) room.state.version = 1 end\n"
+SCRIPT_V2 = "function onInit(room) room.state.version = 2 end\n"
+
+
+@pytest.fixture
+async def admin(server):
+    base = (
+        f"http://127.0.0.1:{server.app.admin_port}/v1/game/{server.app.apps.list_apps()[0].app_id}"
+    )
+    headers = {"Authorization": f"Bearer {server.secret_key}"}
+    async with aiohttp.ClientSession(base_url=base + "/", headers=headers) as http:
+        yield http
+
+
+async def room_version(server, client_id: str, script: str) -> int:
+    client = server.client(client_id)
+    await client.connect()
+    try:
+        state = await client.create_room(script_name=script)
+        return state["state"]["version"]
+    finally:
+        await client.disconnect()
+
+
+async def test_upload_activate_and_rooms_use_the_active_version(server, admin):
+    response = await admin.post(
+        "scripts", json={"name": "duel", "source": SCRIPT_V1, "activate": True}
+    )
+    assert response.status == 201
+    assert await response.json() == {"name": "duel", "version": 1, "activeVersion": 1}
+    assert await room_version(server, "p1", "duel") == 1
+
+    # A new upload without activate changes nothing for new rooms...
+    response = await admin.post("scripts", json={"name": "duel", "source": SCRIPT_V2})
+    assert (await response.json())["version"] == 2
+    assert await room_version(server, "p2", "duel") == 1
+    # ...until it is activated.
+    running = server.client("keeper")
+    await running.connect()
+    await running.create_room(room_id="old", script_name="duel")
+    response = await admin.post("scripts/duel/activate", json={"version": 2})
+    assert response.status == 200
+    assert await room_version(server, "p3", "duel") == 2
+    assert (await running.request_state())["state"]["version"] == 1  # running rooms keep theirs
+    await running.disconnect()
+
+    detail = await (await admin.get("scripts/duel")).json()
+    assert detail["activeVersion"] == 2 and detail["source"] == SCRIPT_V2
+    assert [v["version"] for v in detail["versions"]] == [1, 2]
+    listing = await (await admin.get("scripts")).json()
+    assert [(s["name"], s["activeVersion"], s["latestVersion"]) for s in listing["scripts"]] == [
+        ("duel", 2, 2)
+    ]
+
+
+async def test_a_syntax_error_is_a_400_naming_the_line(admin):
+    response = await admin.post(
+        "scripts", json={"name": "bad", "source": "local x = 1\nfunction (\n"}
+    )
+    assert response.status == 400
+    body = await response.json()
+    assert body["error"] == "script_error" and body["line"] == 2 and "bad.lua:2" in body["message"]
+    assert (await (await admin.get("scripts")).json())["scripts"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"),
+    [
+        ("scripts", {"name": "../x", "source": "x = 1"}),
+        ("scripts", {"name": "ok", "source": 5}),
+        ("scripts", {"name": "ok", "source": "x = 1", "activate": "yes"}),
+        ("scripts", [1, 2]),
+    ],
+)
+async def test_bad_uploads_are_400(admin, path, payload):
+    response = await admin.post(path, json=payload)
+    assert response.status == 400 and (await response.json())["error"] == "bad_request"
+
+
+async def test_unknown_script_or_version_is_404(admin):
+    assert (await admin.get("scripts/nope")).status == 404
+    await admin.post("scripts", json={"name": "s", "source": SCRIPT_V1})
+    response = await admin.post("scripts/s/activate", json={"version": 9})
+    assert response.status == 404 and (await response.json())["error"] == "version_not_found"
+
+
+async def test_delete_removes_every_version(server, admin):
+    await admin.post("scripts", json={"name": "gone", "source": SCRIPT_V1, "activate": True})
+    assert (await admin.delete("scripts/gone")).status == 204
+    assert (await admin.get("scripts/gone")).status == 404
+    with pytest.raises(GameError) as err:
+        await room_version(server, "p", "gone")
+    assert err.value.code == "script_not_found"
+
+
+async def test_only_the_apps_secret_key_opens_the_api(server):
+    app_id = server.app.apps.list_apps()[0].app_id
+    other = server.app.apps.create_app("other")
+    url = f"http://127.0.0.1:{server.app.admin_port}/v1/game/{app_id}/scripts"
+    async with aiohttp.ClientSession() as http:
+        for headers in (
+            {},
+            {"Authorization": f"Bearer {server.public_key}"},
+            {"Authorization": f"Bearer {other.secret_key}"},
+            {"Authorization": "Bearer cb_sk_ключ"},
+            {"Authorization": server.secret_key},
+        ):
+            response = await http.get(url, headers=headers)
+            assert response.status == 401, headers
+            assert (await response.json())["error"] == "unauthorized"
+
+
+async def test_uploaded_scripts_survive_a_restart(tmp_path, start_server):
+    server = await start_server()
+    app_id = server.app.apps.list_apps()[0].app_id
+    url = f"http://127.0.0.1:{server.app.admin_port}/v1/game/{app_id}/scripts"
+    async with aiohttp.ClientSession(
+        headers={"Authorization": f"Bearer {server.secret_key}"}
+    ) as http:
+        await http.post(url, json={"name": "kept", "source": SCRIPT_V2, "activate": True})
+    data_dir = server.app.config.data_dir
+    await server.app.stop()
+
+    again = GameApp(server.app.config)
+    port = await again.start()
+    try:
+        assert again.config.data_dir == data_dir
+        client = GameClient(ws_url("127.0.0.1", port), server.public_key, "p")
+        await client.connect()
+        assert (await client.create_room(script_name="kept"))["state"]["version"] == 2
+        await client.disconnect()
+    finally:
+        await again.stop()
