@@ -32,8 +32,6 @@ __all__ = ["GameService", "Refused"]
 log = logging.getLogger("gameserver.service")
 
 _ID = re.compile(r"[A-Za-z0-9_.:@-]+")
-_MAX_MESSAGES_PER_FRAME = 256
-MAX_OUTBOX_BYTES = 1024 * 1024
 
 
 class Refused(Exception):
@@ -99,7 +97,12 @@ class GameService:
             self.close_session(existing, "replaced")
             existing.close(CloseCode.REPLACED, "replaced by a newer connection")
         session = Session(
-            app_id, client_id, codec, secrets.token_urlsafe(18), self._pending, MAX_OUTBOX_BYTES
+            app_id,
+            client_id,
+            codec,
+            secrets.token_urlsafe(18),
+            self._pending,
+            self.config.max_outbox_bytes,
         )
         self.sessions[key] = session
         session.send(
@@ -136,9 +139,12 @@ class GameService:
             session.send(m.error(exc.code, exc.message))
             return
         if type(decoded) is list:
-            if len(decoded) > _MAX_MESSAGES_PER_FRAME:
+            if len(decoded) > self.config.max_messages_per_frame:
                 session.send(
-                    m.error("bad_request", f"at most {_MAX_MESSAGES_PER_FRAME} messages per frame")
+                    m.error(
+                        "bad_request",
+                        f"at most {self.config.max_messages_per_frame} messages per frame",
+                    )
                 )
                 return
             for raw in decoded:

@@ -34,8 +34,6 @@ WS_PATH = "/v1/game/ws"
 # uvloop timers may fire up to ~1.2 ms early; wake this much before a tick
 # deadline and finish the wait with a short precise sleep, so ticks are never early.
 _EARLY_WAKE = 0.0015
-# Seconds a peer has to answer our close before its connection is cut.
-_CLOSE_TIMEOUT = 2.0
 
 
 def _query(path: str) -> dict[str, str]:
@@ -67,8 +65,9 @@ class _AppKeys:
 class _Link:
     """One accepted socket and its session; `wake()` after the session got output."""
 
-    def __init__(self, ws: ServerConnection, session: Session) -> None:
+    def __init__(self, ws: ServerConnection, session: Session, close_timeout: float) -> None:
         self.ws = ws
+        self._close_timeout = close_timeout
         self.session = session
         self._ready = asyncio.Event()
         self._text = not session.codec.binary
@@ -90,7 +89,7 @@ class _Link:
             loop.create_task(self.ws.close(code, reason))
             # The close frame waits behind the backlog too: cut the TCP
             # connection if the peer has not taken it within the close timeout.
-            loop.call_later(_CLOSE_TIMEOUT, self.ws.transport.abort)
+            loop.call_later(self._close_timeout, self.ws.transport.abort)
         self._ready.set()
 
     def _write_now(self) -> bool:
@@ -146,6 +145,7 @@ class GameServer:
 
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the port (useful with port 0)."""
+        config = self.service.config
         self._server = await serve(
             self._handle,
             host,
@@ -154,9 +154,9 @@ class GameServer:
             max_size=self._max_message_bytes,
             compression=None,  # encode once, send the same bytes to every member
             server_header=None,
-            ping_interval=20,
-            ping_timeout=20,
-            close_timeout=_CLOSE_TIMEOUT,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_interval,
+            close_timeout=config.close_timeout,
             logger=logging.getLogger("gameserver.websockets"),
         )
         return int(self._server.sockets[0].getsockname()[1])
@@ -205,7 +205,7 @@ class GameServer:
         except Refused as refused:
             await ws.close(refused.code, refused.reason)
             return
-        link = self._links[session] = _Link(ws, session)
+        link = self._links[session] = _Link(ws, session, self.service.config.close_timeout)
         self.flush()  # `connected`, and the close of a session this one replaced
         log.info(
             "connection open app=%s client=%s peer=%s", app.app_id, session.client_id, _peer(ws)
