@@ -26,7 +26,7 @@ import msgspec
 from lupa.lua54 import LuaError, LuaMemoryError
 
 from gameserver.errors import ScriptError
-from gameserver.scripting.sandbox import open_runtime
+from gameserver.scripting.sandbox import new_seed, open_runtime
 
 __all__ = ["LuaRoomScript"]
 
@@ -78,19 +78,34 @@ def _closed(*_: object) -> NoReturn:
 class LuaRoomScript:
     """One room's script in its own sandboxed Lua 5.4 runtime.
 
-    `name` is the chunk name errors show (`arena.lua:12: ...`). A syntax
-    error, or an error or budget overrun in the script's top-level code,
-    raises `ScriptError(hook="load")`. Call `close()` when the room goes.
+    `name` is the chunk name errors show (`arena.lua:12: ...`). `seed` seeds
+    the script's `math.random` (None: a fresh one); `self.seed` keeps it, so a
+    replay can pass it again. A syntax error, or an error or budget overrun in
+    the script's top-level code, raises `ScriptError(hook="load")`. Call
+    `close()` when the room goes.
     """
 
     def __init__(
-        self, name: str, source: str, *, room_id: str, memory_limit: int, instruction_limit: int
+        self,
+        name: str,
+        source: str,
+        *,
+        room_id: str,
+        memory_limit: int,
+        instruction_limit: int,
+        seed: int | None = None,
     ) -> None:
         self.name = name
         self.room_id = room_id
+        # The seed of the room's math.random (0 <= seed < 2**64): a replay that
+        # passes it again gets the same random numbers.
+        self.seed = new_seed() if seed is None else seed
         try:
             self._runtime, driver = open_runtime(
-                room_id=room_id, memory_limit=memory_limit, instruction_limit=instruction_limit
+                room_id=room_id,
+                memory_limit=memory_limit,
+                instruction_limit=instruction_limit,
+                seed=self.seed,
             )
         except LuaMemoryError:
             raise ScriptError(

@@ -1,8 +1,9 @@
 -- prelude.lua: the sandbox a room script runs in, and the driver Python calls.
 --
--- Loaded once per runtime with (S, roomId, instructionLimit), S being the
--- module state.lua returned. Returns the driver: one function per entry point,
--- each a single Lua call from Python. Every driver function returns
+-- Loaded once per runtime with (S, roomId, instructionLimit, seed), S being
+-- the module state.lua returned and seed the room's random seed (an integer).
+-- Returns the driver: one function per entry point, each a single Lua call
+-- from Python. Every driver function returns
 -- `ok, value-or-message, line` and never raises for a script's fault.
 --
 -- The budget. Script code runs in a worker coroutine, and the count hook is
@@ -13,14 +14,15 @@
 -- on the main thread, out of the hook's reach, so it always gets control back.
 -- That is why state.lua keeps every write safe to interrupt at any instruction.
 
-local S, roomId, instructionLimit = ...
+local S, roomId, instructionLimit, seed = ...
 
 local sethook, getinfo = debug.sethook, debug.getinfo
-local load, rawget, type, tostring, tonumber = load, rawget, type, tostring, tonumber
+local load, rawget, rawset, rawequal = load, rawget, rawset, rawequal
+local type, tostring, tonumber = type, tostring, tonumber
 local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
-local next, setmetatable, error, pcall = next, setmetatable, error, pcall
+local next, setmetatable, error, pcall, select = next, setmetatable, error, pcall, select
 local pack, unpack = table.pack, table.unpack
-local byte, format, sub, match = string.byte, string.format, string.sub, string.match
+local byte, format, sub, match, gsub = string.byte, string.format, string.sub, string.match, string.gsub
 
 -- Sandbox -----------------------------------------------------------------
 
@@ -61,6 +63,288 @@ local function safeXpcall(f, handler, ...)
     return false, r
 end
 
+-- Bounded library calls ----------------------------------------------------
+--
+-- The budget counts a call into a C function as one instruction, so every C
+-- function a script can reach must finish in bounded time. Most are linear in
+-- their data, which the memory cap bounds; these are not, and are wrapped:
+--   * pattern functions backtrack: worst case grows as subject^quantifiers;
+--   * string.rep is the one call that turns a few bytes into many;
+--   * table functions walk many elements in one call, and a metatable
+--     holding C functions (`__index = table.concat`, a lying `__len`) makes
+--     each step free.
+-- string.format needs nothing: Lua 5.4 refuses widths and precisions over 99.
+-- Each wrapper checks its arguments, then calls the real function; the
+-- errors that function raises carry this file's position, which `failure`
+-- strips (the script's line is found on the stack instead).
+
+local MAX_PATTERN_SUBJECT = 16384 -- bytes of a subject find/match/gmatch/gsub take
+local MAX_PATTERN_LENGTH = 256 -- bytes of a pattern
+-- Worst-case match attempts (times pattern length / 16) one call may need:
+-- about 20 ms of backtracking on the machine we measured.
+local MAX_PATTERN_WORK = 1 << 21
+local MAX_REP_RESULT = 1 << 20 -- bytes of a string.rep result
+-- Elements one table function may walk: table.sort and table.concat on 2^20
+-- numbers take 1 to 3 s, table.move({}, 1, 2^40, 2) forever. Sort, concat
+-- and move always obey it; unpack, insert and remove only on a table with a
+-- metatable (not a room.state proxy's, whose metamethods are Lua code, under
+-- the budget), which a C function as __index or __newindex makes endless.
+local MAX_TABLE_SPAN = 1 << 15
+
+local rawGetmetatable, isProxy = debug.getmetatable, S.isProxy
+local floor = math.floor
+
+-- Index just past the set starting at p[j - 1] == "[", as Lua's classEnd.
+local function setEnd(p, j, n)
+    if byte(p, j) == 94 then -- "^"
+        j = j + 1
+    end
+    repeat
+        if j > n then
+            return n + 1 -- malformed: the real function reports it
+        end
+        local c = byte(p, j)
+        j = j + 1
+        if c == 37 and j <= n then -- "%" escapes the next byte
+            j = j + 1
+        end
+    until byte(p, j) == 93 -- "]"
+    return j + 1
+end
+
+-- Whether p[i..] is only capture closes: a quantifier before them never backtracks.
+local function onlyCloses(p, i, n)
+    for j = i, n do
+        if byte(p, j) ~= 41 then
+            return false
+        end
+    end
+    return true
+end
+
+-- anchored, q: whether p starts with "^", and how many of its items can
+-- backtrack over the subject (quantified items not at the end, %b, %1-%9).
+local function patternShape(p)
+    local n = #p
+    local anchored = byte(p, 1) == 94
+    local i = anchored and 2 or 1
+    local q = 0
+    while i <= n do
+        local c = byte(p, i)
+        local single = true -- a single-byte item, which a quantifier may follow
+        if c == 40 or c == 41 then -- "(" or ")"
+            i, single = i + 1, false
+        elseif c == 37 then -- "%"
+            local d = byte(p, i + 1)
+            if d == 98 then -- %bxy
+                i, single, q = i + 4, false, q + 1
+            elseif d == 102 then -- %f[set]
+                i, single = setEnd(p, i + 3, n), false
+            elseif d and d >= 48 and d <= 57 then -- back reference
+                i, single, q = i + 2, false, q + 1
+            else
+                i = i + 2
+            end
+        elseif c == 91 then -- "["
+            i = setEnd(p, i + 1, n)
+        else
+            i = i + 1
+        end
+        if single then
+            local d = byte(p, i)
+            if d == 42 or d == 43 or d == 45 or d == 63 then -- * + - ?
+                i = i + 1
+                if not onlyCloses(p, i, n) then
+                    q = q + 1
+                end
+            end
+        end
+    end
+    return anchored, q
+end
+
+local shapes, nShapes = {}, 0 -- pattern -> q, or -q - 1 when anchored
+
+-- Raises unless pattern p on a subject of n bytes is bounded by MAX_PATTERN_WORK.
+-- Within one attempt the items that backtrack consume disjoint pieces of the
+-- subject, so an attempt has at most C(n + q, q) ways to go, and all attempts
+-- together (one per start) C(n + q + 1, q + 1).
+local function checkPattern(name, s, p, anchors)
+    local ts, tp = type(s), type(p)
+    if (ts ~= "string" and ts ~= "number") or (tp ~= "string" and tp ~= "number") then
+        return -- not strings: the real function raises its own error
+    end
+    local n = ts == "string" and #s or #tostring(s)
+    if n > MAX_PATTERN_SUBJECT then
+        error(format("%s: subject longer than %d bytes", name, MAX_PATTERN_SUBJECT), 3)
+    end
+    p = tostring(p)
+    local plen = #p
+    if plen > MAX_PATTERN_LENGTH then
+        error(format("%s: pattern longer than %d bytes", name, MAX_PATTERN_LENGTH), 3)
+    end
+    local shape = shapes[p]
+    if shape == nil then
+        local anchored, q = patternShape(p)
+        shape = anchored and -q - 1 or q
+        if nShapes >= 256 then
+            shapes, nShapes = {}, 0
+        end
+        shapes[p], nShapes = shape, nShapes + 1
+    end
+    local k = shape
+    if k < 0 then
+        k = -k - 1
+        if not anchors then -- gmatch does not anchor
+            k = k + 1
+        end
+    else
+        k = k + 1
+    end
+    local work = floor((plen + 15) / 16)
+    for j = 1, k do
+        work = work * (n + j) / j
+        if work > MAX_PATTERN_WORK then
+            error(format("%s: pattern too complex for a subject of %d bytes (shorten the subject or simplify the pattern)", name, n), 3)
+        end
+    end
+end
+
+-- Each real function is an upvalue named as in the string library, so that
+-- its argument errors name it ("bad argument #1 to 'find'").
+local boundedFind, boundedMatch, boundedGmatch, boundedGsub
+do
+    local find, match, gmatch, gsub = string.find, string.match, string.gmatch, string.gsub
+
+    function boundedFind(s, p, ...)
+        checkPattern("string.find", s, p, true)
+        return find(s, p, ...)
+    end
+
+    function boundedMatch(s, p, ...)
+        checkPattern("string.match", s, p, true)
+        return match(s, p, ...)
+    end
+
+    function boundedGmatch(s, p, ...)
+        checkPattern("string.gmatch", s, p, false)
+        return gmatch(s, p, ...)
+    end
+
+    function boundedGsub(s, p, ...)
+        checkPattern("string.gsub", s, p, true)
+        return gsub(s, p, ...)
+    end
+end
+
+local function byteLen(v)
+    local tv = type(v)
+    if tv == "string" then
+        return #v
+    elseif tv == "number" then
+        return #tostring(v)
+    end
+    return nil
+end
+
+local rep = string.rep
+
+local function boundedRep(s, n, sep)
+    local len, seplen, count = byteLen(s), sep == nil and 0 or byteLen(sep), tonumber(n)
+    if len and seplen and count and count > 1 and len * count + seplen * (count - 1) > MAX_REP_RESULT then
+        error(format("string.rep: result longer than %d bytes", MAX_REP_RESULT), 2)
+    end
+    return rep(s, n, sep)
+end
+
+-- Raises if a call would walk t from first (default 1) to last (default #t)
+-- and that is more than MAX_TABLE_SPAN elements. Unless `always`, only for
+-- a t with a metatable that is not a proxy's.
+local function checkSpan(name, t, first, last, always)
+    if type(t) ~= "table" then
+        return -- the real function raises its own error
+    end
+    local mt = rawGetmetatable(t) ~= nil and not isProxy(t)
+    if not (always or mt) then
+        return
+    end
+    -- tonumber: the real functions take numeric strings ("1e12") too
+    first = first == nil and 1 or tonumber(first)
+    if last == nil then
+        last = #t
+    end
+    last = tonumber(last)
+    if first and last and last - first >= MAX_TABLE_SPAN then
+        local which = mt and " of a table with a metatable" or ""
+        error(format("%s: more than %d elements%s", name, MAX_TABLE_SPAN, which), 3)
+    end
+end
+
+local boundedConcat, boundedUnpack, boundedInsert, boundedRemove, boundedSort, boundedMove
+do
+    local concat, insert, remove, move, sort = table.concat, table.insert, table.remove, table.move, table.sort
+
+    function boundedConcat(t, sep, i, j)
+        checkSpan("table.concat", t, i, j, true)
+        return concat(t, sep, i, j)
+    end
+
+    function boundedUnpack(t, i, j)
+        checkSpan("table.unpack", t, i, j)
+        return unpack(t, i, j)
+    end
+
+    function boundedInsert(t, ...)
+        checkSpan("table.insert", t)
+        return insert(t, ...)
+    end
+
+    function boundedRemove(t, ...)
+        checkSpan("table.remove", t)
+        return remove(t, ...)
+    end
+
+    function boundedSort(t, ...)
+        checkSpan("table.sort", t, nil, nil, true)
+        return sort(t, ...)
+    end
+
+    function boundedMove(a1, f, e, t, a2)
+        checkSpan("table.move", a1, f, e, true) -- as many reads from a1 as writes to a2
+        return move(a1, f, e, t, a2)
+    end
+end
+
+local scriptString = copy(string)
+scriptString.find, scriptString.match, scriptString.gmatch = boundedFind, boundedMatch, boundedGmatch
+scriptString.gsub, scriptString.rep = boundedGsub, boundedRep
+-- Method calls (`s:rep(n)`) index the string metatable: the bounded functions
+-- too, from a table of their own so a script patching `string` changes
+-- nothing there. The real string table stays intact for this file and state.lua.
+rawGetmetatable("").__index = copy(scriptString)
+
+local scriptTable = copy(table)
+scriptTable.concat, scriptTable.unpack, scriptTable.insert = boundedConcat, boundedUnpack, boundedInsert
+scriptTable.remove, scriptTable.sort, scriptTable.move = boundedRemove, boundedSort, boundedMove
+
+-- math.random is Lua's own generator, seeded per room by Python (the seed is
+-- LuaRoomScript.seed: the same seed gives the same numbers). A script's
+-- math.randomseed(x [, y]) re-seeds that generator from x and y alone, as in
+-- plain Lua, so it stays reproducible; randomseed() with no argument would
+-- seed from the clock, and is an error instead.
+local randomseed = math.randomseed
+randomseed(seed, 0)
+
+local function scriptRandomseed(...)
+    if select("#", ...) == 0 then
+        error("math.randomseed needs a seed: the room's generator is already seeded", 2)
+    end
+    randomseed(...)
+end
+
+local scriptMath = copy(math)
+scriptMath.randomseed = scriptRandomseed
+
 local env = {
     _VERSION = _VERSION,
     assert = assert,
@@ -79,12 +363,12 @@ local env = {
     tonumber = tonumber,
     tostring = tostring,
     type = type,
-    unpack = table.unpack,
+    unpack = boundedUnpack,
     xpcall = safeXpcall,
     -- Copies, so a script patching them cannot change what this file calls.
-    math = copy(math),
-    string = copy(string),
-    table = copy(table),
+    math = scriptMath,
+    string = scriptString,
+    table = scriptTable,
     utf8 = copy(utf8),
 }
 env._G = env
@@ -94,6 +378,9 @@ for _, name in next, { "collectgarbage", "debug", "dofile", "io", "load", "loadf
     _G[name] = nil
 end
 
+-- Scripts may give `room` a metatable, and the driver runs out of the budget's
+-- reach: it touches room only with rawget/rawset/rawequal, so no script
+-- metamethod (__index, __newindex, __eq) ever runs on the driver's thread.
 local room = { id = roomId, tick = 0, state = S.root() }
 
 -- Budget and errors --------------------------------------------------------
@@ -157,6 +444,11 @@ local function failure(r, co)
     end
     local msg = (tr == "string" or tr == "number") and tostring(r) or format("(error object is a %s value)", tr)
     local line
+    if sub(msg, 1, 12) == "prelude.lua:" then
+        -- raised by a library function a wrapper above called: the script's
+        -- line is on the stack
+        msg = gsub(msg, "^prelude%.lua:%d+: ", "", 1)
+    end
     if sub(msg, 1, #prefix) == prefix then
         line = tonumber(match(msg, "^(%d+):", #prefix + 1))
     end
@@ -169,7 +461,7 @@ end
 
 -- A script that assigned room.state made a plain table the root; adopt it.
 local function adoptRoot()
-    room.state = S.replaceRoot(room.state)
+    rawset(room, "state", S.replaceRoot(rawget(room, "state")))
 end
 
 -- Runs fn(a, b, c, d) under the budget: true, first result | false, message, line.
@@ -182,11 +474,11 @@ local function run(fn, a, b, c, d)
     if ok then
         worker = co -- suspended in yield, ready for the next call
     end
-    if rawget(room, "state") ~= S.root() then
+    if not rawequal(rawget(room, "state"), S.root()) then
         -- Outside the hook: adoption costs what the new root holds.
         local adopted, e = pcall(adoptRoot)
         if not adopted then
-            room.state = S.root()
+            rawset(room, "state", S.root())
             if ok then
                 ok, r, co = false, e, nil
             end
@@ -261,7 +553,7 @@ end
 
 function D.init(shape, ...)
     local config = fromPython(shape, ...)
-    room.config = config
+    rawset(room, "config", config)
     return call("onInit", room, config)
 end
 
@@ -277,7 +569,7 @@ end
 -- `tick` is the tick applying the action (room.tick during onAction); < 0 keeps room.tick.
 function D.action(tick, clientId, actionType, shape, ...)
     if tick >= 0 then
-        room.tick = tick
+        rawset(room, "tick", tick)
     end
     local fn = rawget(env, "onAction")
     if fn == nil then
@@ -294,7 +586,7 @@ end
 -- Runs onTick, then returns ok, message, line and every change since the
 -- last tick (S.collect); `resync` sends the whole state instead.
 function D.tick(dt, tick, resync)
-    room.tick = tick
+    rawset(room, "tick", tick)
     local ok, msg, line = call("onTick", room, dt, tick)
     if ok then
         msg = nil -- whatever onTick returned

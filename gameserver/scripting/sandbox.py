@@ -5,8 +5,9 @@ The runtime is `lupa.lua54` (PUC Lua 5.4, never LuaJIT: the count hook and the
 only there). Two Lua files from this package are loaded into it, in order:
 
 - `state.lua`: room.state as write-tracking proxies and the delta collector;
-- `prelude.lua`: the sandbox environment scripts run in, the instruction
-  budget, and the driver whose functions Python calls.
+- `prelude.lua`: the sandbox environment scripts run in (with library
+  functions bounded in time and `math.random` seeded by the room's seed), the
+  instruction budget, and the driver whose functions Python calls.
 
 After loading, the runtime's own globals lose everything a script could misuse
 (`python`, `debug`, `load`, `os`, `io`, ...). Scripts never see those globals
@@ -22,7 +23,7 @@ from typing import Any
 
 import lupa.lua54 as lua
 
-__all__ = ["Driver", "open_runtime"]
+__all__ = ["Driver", "new_seed", "open_runtime"]
 
 _HERE = Path(__file__).parent
 _STATE_LUA = (_HERE / "state.lua").read_text(encoding="utf-8")
@@ -56,16 +57,26 @@ def _load_chunk(load: Any, source: str, name: str) -> Any:
     return chunk
 
 
+def new_seed() -> int:
+    """A fresh room seed from the OS: two rooms created in the same second differ."""
+    return secrets.randbits(64)
+
+
 def open_runtime(
-    *, room_id: str, memory_limit: int, instruction_limit: int
+    *, room_id: str, memory_limit: int, instruction_limit: int, seed: int | None = None
 ) -> tuple[lua.LuaRuntime, Driver]:
     """A fresh runtime and its driver. The script itself is loaded by `Driver.load`.
 
-    Raises `lupa.lua54.LuaMemoryError` if `memory_limit` cannot even hold the
-    prelude.
+    `seed` (0 <= seed < 2**64; None picks one) seeds the room's `math.random`:
+    the same seed gives the same sequence. Raises `lupa.lua54.LuaMemoryError`
+    if `memory_limit` cannot even hold the prelude.
     """
     if instruction_limit < 1:
         raise ValueError("instruction_limit must be at least 1")
+    if seed is None:
+        seed = new_seed()
+    if not 0 <= seed < 2**64:
+        raise ValueError("seed must be in range(2**64)")
     runtime = lua.LuaRuntime(
         register_eval=False,
         register_builtins=False,
@@ -74,12 +85,11 @@ def open_runtime(
     )
     g = runtime.globals()
     g.python = None
-    # Lua seeds math.random from the time and an address, which repeats
-    # across rooms created in the same second: seed each room from the OS.
-    g.math.randomseed(secrets.randbits(63), secrets.randbits(63))
     load = g.load
     state = _load_chunk(load, _STATE_LUA, "state.lua")()
-    d = _load_chunk(load, _PRELUDE_LUA, "prelude.lua")(state, room_id, instruction_limit)
+    # Lua integers are signed 64-bit: pass the seed's bits, not its value.
+    lua_seed = seed - 2**64 if seed >= 2**63 else seed
+    d = _load_chunk(load, _PRELUDE_LUA, "prelude.lua")(state, room_id, instruction_limit, lua_seed)
     driver = Driver(
         load=d["load"],
         init=d["init"],

@@ -575,6 +575,11 @@ function S.next(t, k)
     return next(t, k)
 end
 
+-- Whether t is a state proxy (whose metamethods are all Lua functions).
+function S.isProxy(t)
+    return M[t] ~= nil
+end
+
 function S.rawlen(t)
     local m = M[t]
     if m then

@@ -120,9 +120,9 @@ def test_top_level_infinite_loop_is_a_load_error(make_script):
 
 BOMBS = {
     "table": "local t = {} for i = 1, 1e8 do t[i] = i end",
-    "string": "local s = string.rep('x', 1 << 30)",
+    "strings": "local t = {} for i = 1, 100 do t[i] = string.rep('x', 1 << 20) .. i end",
     "concat": "local s = 'x' while true do s = s .. s end",
-    "caught": "pcall(function() local s = string.rep('x', 1 << 30) end) local s = string.rep('y', 1 << 30)",
+    "caught": "pcall(function() local s = 'x' while true do s = s .. s end end) local s = 'y' while true do s = s .. s end",
 }
 
 
