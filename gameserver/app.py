@@ -57,7 +57,7 @@ class GameApp:
         if admin_port is None:
             admin_port = self.port + 1 if self.config.port else 0
         self._admin = web.AppRunner(
-            admin_app(self.config, self.apps, self.script_store), access_log=None
+            admin_app(self.config, self.apps, self.script_store, self.service), access_log=None
         )
         await self._admin.setup()
         site = web.TCPSite(self._admin, self.config.host, admin_port)

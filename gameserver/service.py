@@ -20,7 +20,7 @@ from typing import Any
 
 from gameserver.config import PROTOCOL_VERSION, Config
 from gameserver.engine import Player, RelayLogic, Room, RoomDirectory, RoomLogic, Scheduler
-from gameserver.errors import BadRequest, RemoteError, RoomError
+from gameserver.errors import BadRequest, RemoteError, RoomError, ScriptError
 from gameserver.protocol import check_text, check_value, get_codec, parse, request_id_of
 from gameserver.protocol import messages as m
 from gameserver.scripting.library import SCRIPT_NAME, ScriptLibrary
@@ -190,6 +190,25 @@ class GameService:
             self._dispose(room, "server_shutdown")
         for session in list(self.sessions.values()):
             session.close(CloseCode.GOING_AWAY, "server shutdown")
+
+    def reload_script(self, app_id: str, name: str) -> dict[str, Any]:
+        """Live reload: every running room of `app_id` using script `name` swaps
+        to its current source between two ticks, keeping its state. A room
+        whose new version fails to load stays on the old one."""
+        source = self.scripts.source(name, app_id)
+        reloaded, failed = [], []
+        for room in self.directory.listing(app_id, None):
+            if room.script_name != name or not isinstance(room.logic, LuaLogic):
+                continue
+            room.settle()
+            try:
+                room.logic.reload(room, source)
+            except ScriptError as exc:
+                failed.append({"roomId": room.id, "message": str(exc), "line": exc.line})
+            else:
+                reloaded.append(room.id)
+                log.info("room %s/%s reloaded script %s", app_id, room.id, name)
+        return {"reloaded": reloaded, "failed": failed}
 
     def _doom(self, room: Room, reason: str) -> None:
         self._doomed[room] = reason

@@ -15,7 +15,9 @@ from typing import Any
 from aiohttp import web
 
 from gameserver.config import Config
+from gameserver.errors import RoomError
 from gameserver.scripting.library import SCRIPT_NAME, compile_error
+from gameserver.service import GameService
 from gameserver.storage.base import AppStore, ScriptStore, ScriptVersion
 
 __all__ = ["admin_app"]
@@ -38,7 +40,9 @@ def _version_info(row: ScriptVersion) -> dict[str, Any]:
     return {"version": row.version, "createdAt": row.created_at}
 
 
-def admin_app(config: Config, apps: AppStore, scripts: ScriptStore) -> web.Application:
+def admin_app(
+    config: Config, apps: AppStore, scripts: ScriptStore, service: GameService
+) -> web.Application:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         """Secret-key auth for every route, and errors as JSON, never a traceback."""
@@ -146,6 +150,14 @@ def admin_app(config: Config, apps: AppStore, scripts: ScriptStore) -> web.Appli
         scripts.activate(app_id, name, version)
         return web.json_response({"name": name, "activeVersion": version})
 
+    async def reload(request: web.Request) -> web.Response:
+        app_id, name = request.match_info["appId"], request.match_info["name"]
+        try:
+            result = service.reload_script(app_id, name)
+        except RoomError as exc:
+            raise _Refusal(404, "script_not_found", str(exc)) from None
+        return web.json_response({"name": name, **result})
+
     async def delete(request: web.Request) -> web.Response:
         app_id, name = request.match_info["appId"], request.match_info["name"]
         known(app_id, name)
@@ -158,5 +170,6 @@ def admin_app(config: Config, apps: AppStore, scripts: ScriptStore) -> web.Appli
     app.router.add_get(base, listing)
     app.router.add_get(base + "/{name}", detail)
     app.router.add_post(base + "/{name}/activate", activate)
+    app.router.add_post(base + "/{name}/reload", reload)
     app.router.add_delete(base + "/{name}", delete)
     return app

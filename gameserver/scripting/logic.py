@@ -29,6 +29,9 @@ class LuaLogic:
         instruction_limit: int,
     ) -> None:
         self.name = name
+        self.room_id = room_id
+        self.memory_limit = memory_limit
+        self.instruction_limit = instruction_limit
         self.room_config = room_config
         self.load_error: ScriptError | None = None
         # An onInit failure happens before anyone is in the room: told to the first joiner.
@@ -92,6 +95,28 @@ class LuaLogic:
         if error is not None:
             room.script_failed(error)
         return changes
+
+    def reload(self, room: Room, source: str) -> None:
+        """Swap in a new version of the script between two ticks, keeping
+        room.state. Raises ScriptError (and keeps the old version) when the
+        new one does not load. Call `room.settle()` first, so that the state
+        handed over is complete."""
+        fresh = LuaRoomScript(
+            f"{self.name}.lua",
+            source,
+            room_id=self.room_id,
+            memory_limit=self.memory_limit,
+            instruction_limit=self.instruction_limit,
+        )
+        try:
+            fresh.restore(room.state, self.room_config, room.tick)
+        except ScriptError:
+            fresh.close()
+            raise
+        old, self.script = self.script, fresh
+        self.load_error = None
+        if old is not None:
+            old.close()
 
     def take_changes(self, room: Room) -> list[Change]:
         if self.script is None:

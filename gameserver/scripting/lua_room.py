@@ -117,6 +117,8 @@ class LuaRoomScript:
         self._lua_action = driver.action
         self._lua_tick = driver.tick
         self._lua_collect = driver.collect
+        self._lua_restore = driver.restore
+        self._lua_configure = driver.configure
         self._lua_read = driver.read
         self._resync = False
         self._call("load", driver.load, name, source)
@@ -153,6 +155,16 @@ class LuaRoomScript:
         made before it failed; the error is onTick's, if it failed.
         """
         return self._changes("onTick", self._lua_tick, dt, tick, self._resync)
+
+    def restore(self, state: dict[str, Any], config: dict[str, Any], tick: int) -> None:
+        """Take over a running room (live reload): `room.state`, `room.config` and
+        `room.tick` become the given ones without running any hook or recording
+        a change. `state` must be what clients already have."""
+        try:
+            self._lua_configure(*_flatten(config))
+            self._lua_restore(tick, *_flatten(state))
+        except LuaError as e:
+            raise self._runtime_failure("reload", e) from None
 
     def take_changes(self) -> list[Change]:
         """Every state change since the previous `tick` or `take_changes`, without
@@ -192,6 +204,7 @@ class LuaRoomScript:
         """Frees the runtime; any later call raises RuntimeError."""
         self._lua_init = self._lua_join = self._lua_leave = _closed
         self._lua_action = self._lua_tick = self._lua_read = self._lua_collect = _closed
+        self._lua_restore = self._lua_configure = _closed
         self._runtime = None
 
     def _call(self, hook: str, fn: Any, *args: object) -> Any:

@@ -606,6 +606,18 @@ function D.collect(resync)
     return true, nil, nil, S.collect()
 end
 
+-- Live reload: this fresh runtime takes over a running room. The state is
+-- what clients already have, so adopting it records no change; no hook runs.
+function D.restore(tick, shape, ...)
+    rawset(room, "state", S.replaceRoot(fromPython(shape, ...)))
+    rawset(room, "tick", tick)
+    S.collect()
+end
+
+function D.configure(shape, ...)
+    rawset(room, "config", fromPython(shape, ...))
+end
+
 D.read = S.read
 
 return D

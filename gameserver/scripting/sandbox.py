@@ -47,6 +47,8 @@ class Driver:
     action: Any  # (tick, client_id, action_type, shape, *scalars)
     tick: Any  # (dt, tick, resync)
     collect: Any  # (resync)
+    restore: Any  # (tick, shape, *scalars)
+    configure: Any  # (shape, *scalars)
     read: Any  # ()
 
 
@@ -98,6 +100,8 @@ def open_runtime(
         action=d["action"],
         tick=d["tick"],
         collect=d["collect"],
+        restore=d["restore"],
+        configure=d["configure"],
         read=d["read"],
     )
     return runtime, driver

@@ -141,3 +141,54 @@ async def test_uploaded_scripts_survive_a_restart(tmp_path, start_server):
         await client.disconnect()
     finally:
         await again.stop()
+
+
+COUNTER_V1 = """
+function onInit(room) room.state.version = 1; room.state.n = 0 end
+function onAction(room, id, action) room.state.n = room.state.n + 1 end
+"""
+COUNTER_V2 = """
+function onAction(room, id, action) room.state.n = room.state.n + 10; room.state.version = 2 end
+"""
+
+
+async def test_live_reload_swaps_hooks_and_keeps_the_state(server, admin):
+    await admin.post("scripts", json={"name": "counter", "source": COUNTER_V1, "activate": True})
+    player = server.client("p")
+    await player.connect()
+    await player.create_room(room_id="live", script_name="counter")
+    for _ in range(3):
+        await player.send_action("hit")
+    await player.wait_until(lambda s: s["n"] == 3)
+
+    await admin.post("scripts", json={"name": "counter", "source": COUNTER_V2, "activate": True})
+    response = await admin.post("scripts/counter/reload")
+    assert response.status == 200
+    assert await response.json() == {"name": "counter", "reloaded": ["live"], "failed": []}
+
+    await player.send_action("hit")
+    state = await player.wait_until(lambda s: s["n"] == 13)
+    assert state["version"] == 2  # the new hooks ran on the kept state
+    assert player.resyncs == 0
+    await player.disconnect()
+
+
+async def test_a_reload_that_fails_to_load_leaves_the_room_on_the_old_version(start_server):
+    server = await start_server()
+    script = server.app.config.scripts_dirs[0] / "filed.lua"
+    script.write_text(COUNTER_V1)
+    player = server.client("p")
+    await player.connect()
+    await player.create_room(room_id="r", script_name="filed")
+    script.write_text("function onAction(room\n")  # the file on disk is now broken
+    app_id = server.app.apps.list_apps()[0].app_id
+    url = f"http://127.0.0.1:{server.app.admin_port}/v1/game/{app_id}/scripts/filed/reload"
+    async with aiohttp.ClientSession(
+        headers={"Authorization": f"Bearer {server.secret_key}"}
+    ) as http:
+        body = await (await http.post(url)).json()
+    assert body["reloaded"] == [] and [f["roomId"] for f in body["failed"]] == ["r"]
+    assert body["failed"][0]["line"] == 2  # Lua reports the unexpected end of the file
+    await player.send_action("hit")
+    await player.wait_until(lambda s: s["n"] == 1)  # still the old hooks
+    await player.disconnect()
