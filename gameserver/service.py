@@ -294,7 +294,9 @@ class GameService:
     ) -> None:
         player = Player(session.client_id, self.wall_ms(), dict(metadata), conn=session)
         room.join(player)
-        room.settle()  # the others get what the join changed; the joiner's snapshot has it
+        room.settle(
+            exclude=session.client_id
+        )  # the others get it as a delta, the joiner in its snapshot
         session.room = room
         self._emptying.pop(room, None)
         session.send(

@@ -104,11 +104,11 @@ class Session:
 class Fanout:
     """The RoomSink of the live server: encode once per encoding, queue for each member."""
 
-    def broadcast(self, room: Room, message: dict[str, Any]) -> None:
+    def broadcast(self, room: Room, message: dict[str, Any], exclude: str | None = None) -> None:
         encoded: dict[Codec, bytes] = {}
         for player in room.members.values():
             session: Session | None = player.conn
-            if session is None:
+            if session is None or player.client_id == exclude:
                 continue
             codec = session.codec
             data = encoded.get(codec)

@@ -50,7 +50,9 @@ class RoomSink(Protocol):
     """Where a room's messages go. The I/O side encodes each message once per
     encoding and queues the same bytes for every recipient."""
 
-    def broadcast(self, room: Room, message: dict[str, Any]) -> None: ...
+    def broadcast(
+        self, room: Room, message: dict[str, Any], exclude: str | None = None
+    ) -> None: ...
     def send(self, room: Room, client_id: str, message: dict[str, Any]) -> None: ...
 
 
@@ -187,15 +189,17 @@ class Room:
             return False
         return self.publish(changes)
 
-    def settle(self) -> None:
+    def settle(self, exclude: str | None = None) -> None:
         """Send what hooks changed since the last tick now, as a delta, so that
-        a snapshot taken next includes it (called after a join)."""
+        a snapshot taken next includes it. After a join, `exclude` is the
+        joiner: its snapshot carries the change, so the delta is not for it."""
         changes = self.logic.take_changes(self)
         if changes:
-            self.publish(changes)
+            self.publish(changes, exclude)
 
-    def publish(self, changes: list[dict[str, Any]]) -> bool:
-        """Fold `changes` into the state and send the effective ones as one delta."""
+    def publish(self, changes: list[dict[str, Any]], exclude: str | None = None) -> bool:
+        """Fold `changes` into the state and send the effective ones as one delta
+        (to every member but `exclude`)."""
         try:
             effective = _accel.commit(self.state, changes)
         except GameServerError as exc:  # a change that does not fit the state
@@ -218,6 +222,7 @@ class Room:
                     "changes": effective,
                 },
             },
+            exclude,
         )
         return True
 

@@ -96,6 +96,9 @@ async def test_a_late_joiner_gets_a_snapshot_then_the_next_deltas(clients):
     assert position(joined["state"], "b") == (0, 0)
     await b.wait_until(lambda s: s["tick"] > joined["state"]["tick"])
     assert first[0]["fromVersion"] == joined["version"]
+    # Nothing about the room reached b before its snapshot.
+    kinds = [m["type"] for m in b.inbox]
+    assert kinds.index("joined") < kinds.index("delta")
 
 
 async def test_a_script_with_a_syntax_error_reports_and_the_room_ticks_on(start_server):

@@ -14,7 +14,7 @@ class Sink:
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
 
-    def broadcast(self, room: Room, message: dict[str, Any]) -> None:
+    def broadcast(self, room: Room, message: dict[str, Any], exclude: str | None = None) -> None:
         self.sent.append(("*", message))
 
     def send(self, room: Room, client_id: str, message: dict[str, Any]) -> None:
