@@ -65,14 +65,13 @@ def admin_app(
         except _Refusal as refusal:
             return _error(refusal.status, refusal.code, str(refusal), **refusal.extra)
         except web.HTTPException as exc:
-            return _error(
-                exc.status, "not_found" if exc.status == 404 else "bad_request", exc.reason
-            )
+            codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+            return _error(exc.status, codes.get(exc.status, "bad_request"), exc.reason)
 
     async def body(request: web.Request) -> dict[str, Any]:
         try:
             data = json.loads(await request.read() or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise _Refusal(400, "bad_request", "the body must be a JSON object") from None
         if not isinstance(data, dict):
             raise _Refusal(400, "bad_request", "the body must be a JSON object")
@@ -95,6 +94,10 @@ def admin_app(
             )
         if not isinstance(activate, bool):
             raise _Refusal(400, "bad_request", "activate must be true or false")
+        try:
+            source.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Refusal(400, "bad_request", "source is not valid UTF-8") from None
         failure = compile_error(
             name,
             source,
@@ -102,7 +105,7 @@ def admin_app(
             instruction_limit=config.lua_instruction_limit,
         )
         if failure is not None:
-            raise _Refusal(400, "script_error", str(failure), line=failure.line)
+            raise _Refusal(400, "script_error", str(failure)[:2000], line=failure.line)
         row = scripts.add_version(app_id, name, source)
         if activate:
             scripts.activate(app_id, name, row.version)
@@ -145,8 +148,10 @@ def admin_app(
         app_id, name = request.match_info["appId"], request.match_info["name"]
         known(app_id, name)
         version = (await body(request)).get("version")
-        if type(version) is not int or scripts.version(app_id, name, version) is None:
-            raise _Refusal(404, "version_not_found", f"{name} has no version {version!r}")
+        if type(version) is not int:
+            raise _Refusal(400, "bad_request", "version must be an integer")
+        if not 1 <= version < 2**62 or scripts.version(app_id, name, version) is None:
+            raise _Refusal(404, "version_not_found", f"{name} has no version {version}"[:200])
         scripts.activate(app_id, name, version)
         return web.json_response({"name": name, "activeVersion": version})
 
@@ -164,7 +169,8 @@ def admin_app(
         scripts.delete(app_id, name)
         return web.Response(status=204)
 
-    app = web.Application(middlewares=[guard], client_max_size=2 * MAX_SOURCE_BYTES)
+    # JSON escaping can make a 1 MiB source up to 6 times longer on the wire.
+    app = web.Application(middlewares=[guard], client_max_size=6 * MAX_SOURCE_BYTES + 4096)
     base = "/v1/game/{appId}/scripts"
     app.router.add_post(base, upload)
     app.router.add_get(base, listing)

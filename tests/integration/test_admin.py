@@ -192,3 +192,34 @@ async def test_a_reload_that_fails_to_load_leaves_the_room_on_the_old_version(st
     await player.send_action("hit")
     await player.wait_until(lambda s: s["n"] == 1)  # still the old hooks
     await player.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload", "status", "code"),
+    [
+        ("post", "scripts", "[" * 100_000, 400, "bad_request"),
+        ("post", "scripts", '{"name": "s", "source": "x = \\"\\ud800\\""}', 400, "bad_request"),
+        (
+            "post",
+            "scripts/s/activate",
+            '{"version": 18446744073709551616}',
+            404,
+            "version_not_found",
+        ),
+        ("post", "scripts/s/activate", '{"version": "1"}', 400, "bad_request"),
+        ("put", "scripts/s", "{}", 405, "method_not_allowed"),
+    ],
+)
+async def test_hostile_admin_bodies_get_json_errors_not_500(
+    admin, method, path, payload, status, code
+):
+    await admin.post("scripts", json={"name": "s", "source": SCRIPT_V1})
+    response = await getattr(admin, method)(path, data=payload)
+    assert response.status == status
+    assert (await response.json())["error"] == code
+
+
+async def test_a_one_mib_source_fits_even_when_escaping_inflates_it(admin):
+    source = "-- " + "\x01" * (1024 * 1024 - 16) + "\nx = 1\n"  # just under 1 MiB
+    response = await admin.post("scripts", json={"name": "big", "source": source})
+    assert response.status == 201
