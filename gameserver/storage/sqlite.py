@@ -16,7 +16,21 @@ from gameserver.storage.base import (
     new_secret_key,
 )
 
-__all__ = ["SqliteAppStore"]
+__all__ = ["SqliteAppStore", "open_database"]
+
+DATABASE_FILE = "gameserver.sqlite3"
+
+
+def open_database(data_dir: Path, schema: str) -> sqlite3.Connection:
+    """The data directory's one SQLite file (created if need be), with `schema`
+    applied. Each store opens its own connection; WAL lets them share the file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA busy_timeout=5000")
+    db.executescript(schema)
+    return db
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS apps (
@@ -32,11 +46,7 @@ CREATE TABLE IF NOT EXISTS apps (
 
 class SqliteAppStore:
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(data_dir / "gameserver.sqlite3", isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(data_dir, _SCHEMA)
 
     def create_app(self, name: str) -> NewApp:
         app = App(

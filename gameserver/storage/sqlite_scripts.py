@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
 from gameserver.storage.base import ScriptVersion
+from gameserver.storage.sqlite import open_database
 
 __all__ = ["SqliteScriptStore"]
 
@@ -30,11 +30,7 @@ CREATE TABLE IF NOT EXISTS active_scripts (
 
 class SqliteScriptStore:
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(data_dir / "gameserver.sqlite3", isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(data_dir, _SCHEMA)
 
     def add_version(self, app_id: str, name: str, source: str) -> ScriptVersion:
         with self._db:  # one transaction: the next version number is ours alone
