@@ -25,6 +25,14 @@ Change = dict[str, Any]  # {"path", "operation": "set" | "delete", "value"?}
 
 class RoomLogic(Protocol):
     def on_init(self, room: Room) -> None: ...
+    def on_join_attempt(self, room: Room, player: Player) -> str | None:
+        """None admits the player; a string refuses it, with that reason."""
+        ...
+
+    def on_chat(self, room: Room, client_id: str, message: str) -> str | None:
+        """The message to send to every member (maybe changed), or None to drop it."""
+        ...
+
     def on_join(self, room: Room, player: Player) -> None: ...
     def on_leave(self, room: Room, player: Player, reason: str) -> None: ...
     def on_action(self, room: Room, client_id: str, action: dict[str, Any]) -> bool:
@@ -41,6 +49,12 @@ class RelayLogic:
 
     def on_init(self, room: Room) -> None:
         pass
+
+    def on_join_attempt(self, room: Room, player: Player) -> str | None:
+        return None
+
+    def on_chat(self, room: Room, client_id: str, message: str) -> str | None:
+        return message
 
     def on_join(self, room: Room, player: Player) -> None:
         pass

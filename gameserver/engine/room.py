@@ -108,6 +108,9 @@ class Room:
             raise RoomError(
                 f"room {self.id!r} is full ({self.max_players} players)", code="room_full"
             )
+        refusal = self.logic.on_join_attempt(self, player)
+        if refusal is not None:
+            raise RoomError(refusal, code="join_refused")
         self.sink.broadcast(
             self, {"type": "player_joined", "roomId": self.id, "player": player.to_wire()}
         )
@@ -142,13 +145,17 @@ class Room:
         self._actions.append((client_id, action))
 
     def chat(self, sender_id: str, message: str, now_ms: int) -> None:
+        """Every member gets the message, as the room's logic lets it through."""
+        text = self.logic.on_chat(self, sender_id, message)
+        if text is None:
+            return
         self.sink.broadcast(
             self,
             {
                 "type": "chat",
                 "roomId": self.id,
                 "senderId": sender_id,
-                "message": message,
+                "message": text,
                 "timestamp": now_ms,
             },
         )

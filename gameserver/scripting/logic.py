@@ -59,6 +59,28 @@ class LuaLogic:
             self.init_error = exc
             room.script_failed(exc)
 
+    def on_join_attempt(self, room: Room, player: Player) -> str | None:
+        if self.script is None:
+            return None
+        try:
+            admitted, reason = self.script.join_attempt(player.to_wire())
+        except ScriptError as exc:
+            room.script_failed(exc)
+            return "the room's script failed to decide"  # closed, not open, on failure
+        return None if admitted else (reason or "refused by the room")
+
+    def on_chat(self, room: Room, client_id: str, message: str) -> str | None:
+        if self.script is None:
+            return message
+        try:
+            verdict = self.script.chat(client_id, message)
+        except ScriptError as exc:
+            room.script_failed(exc)
+            return None  # a failing filter drops the message rather than let it through
+        if verdict is False:
+            return None
+        return verdict if isinstance(verdict, str) else message
+
     def on_join(self, room: Room, player: Player) -> None:
         if self.script is None:
             if self.load_error is not None:  # each joiner hears why the room has no logic
@@ -129,5 +151,9 @@ class LuaLogic:
 
     def on_dispose(self, room: Room) -> None:
         if self.script is not None:
+            try:
+                self.script.dispose()
+            except ScriptError as exc:
+                room.script_failed(exc)
             self.script.close()
             self.script = None

@@ -118,6 +118,9 @@ class LuaRoomScript:
         self._lua_tick = driver.tick
         self._lua_collect = driver.collect
         self._lua_restore = driver.restore
+        self._lua_join_attempt = driver.join_attempt
+        self._lua_chat = driver.chat
+        self._lua_dispose = driver.dispose
         self._lua_configure = driver.configure
         self._lua_read = driver.read
         self._resync = False
@@ -130,6 +133,26 @@ class LuaRoomScript:
     def player_join(self, player: dict[str, Any]) -> None:
         """Calls `onPlayerJoin(room, player)`."""
         self._call("onPlayerJoin", self._lua_join, *_flatten(player))
+
+    def join_attempt(self, player: dict[str, Any]) -> tuple[bool, str | None]:
+        """Calls `onJoinAttempt(room, player)`: (admitted, reason the script gave)."""
+        try:
+            ok, admitted, extra = self._lua_join_attempt(*_flatten(player))
+        except LuaError as e:
+            raise self._runtime_failure("onJoinAttempt", e) from None
+        if not ok:
+            raise ScriptError(admitted, script=self.name, hook="onJoinAttempt", line=extra)
+        return bool(admitted), extra
+
+    def chat(self, client_id: str, message: str) -> bool | str | None:
+        """Calls `onChat(room, clientId, message)`: False drops the message, a
+        string replaces it, None keeps it."""
+        verdict: bool | str | None = self._call("onChat", self._lua_chat, client_id, message)
+        return verdict
+
+    def dispose(self) -> None:
+        """Calls `onDispose(room)`; the caller then closes the script."""
+        self._call("onDispose", self._lua_dispose)
 
     def player_leave(self, player: dict[str, Any], reason: str) -> None:
         """Calls `onPlayerLeave(room, player, reason)`."""
@@ -205,6 +228,7 @@ class LuaRoomScript:
         self._lua_init = self._lua_join = self._lua_leave = _closed
         self._lua_action = self._lua_tick = self._lua_read = self._lua_collect = _closed
         self._lua_restore = self._lua_configure = _closed
+        self._lua_join_attempt = self._lua_chat = self._lua_dispose = _closed
         self._runtime = None
 
     def _call(self, hook: str, fn: Any, *args: object) -> Any:

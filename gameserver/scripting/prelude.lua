@@ -606,6 +606,49 @@ function D.collect(resync)
     return true, nil, nil, S.collect()
 end
 
+-- ok, admitted, reason | false, message, line. No hook admits everyone; a
+-- hook returning false (and optionally a reason string) refuses the player.
+function D.joinAttempt(shape, ...)
+    local fn = rawget(env, "onJoinAttempt")
+    if fn == nil then
+        return true, true, nil
+    end
+    local ok, r, line = run(function(rm, p)
+        return { fn(rm, p) }
+    end, room, fromPython(shape, ...))
+    if not ok then
+        return ok, r, line
+    end
+    if rawget(r, 1) == false then
+        local why = rawget(r, 2)
+        return true, false, type(why) == "string" and S.validUtf8(why) or nil
+    end
+    return true, true, nil
+end
+
+-- ok, verdict | false, message, line: false drops the message, a string
+-- replaces it, anything else (or no hook) keeps it.
+function D.chat(clientId, message)
+    local fn = rawget(env, "onChat")
+    if fn == nil then
+        return true, nil, nil
+    end
+    local ok, r, line = run(fn, room, clientId, message)
+    if not ok then
+        return ok, r, line
+    end
+    if r == false then
+        return true, false, nil
+    elseif type(r) == "string" then
+        return true, S.validUtf8(r), nil
+    end
+    return true, nil, nil
+end
+
+function D.dispose()
+    return call("onDispose", room)
+end
+
 -- Live reload: this fresh runtime takes over a running room. The state is
 -- what clients already have, so adopting it records no change; no hook runs.
 function D.restore(tick, shape, ...)

@@ -48,6 +48,9 @@ class Driver:
     tick: Any  # (dt, tick, resync)
     collect: Any  # (resync)
     restore: Any  # (tick, shape, *scalars)
+    join_attempt: Any  # (shape, *scalars)
+    chat: Any  # (client_id, message)
+    dispose: Any  # ()
     configure: Any  # (shape, *scalars)
     read: Any  # ()
 
@@ -101,6 +104,9 @@ def open_runtime(
         tick=d["tick"],
         collect=d["collect"],
         restore=d["restore"],
+        join_attempt=d["joinAttempt"],
+        chat=d["chat"],
+        dispose=d["dispose"],
         configure=d["configure"],
         read=d["read"],
     )

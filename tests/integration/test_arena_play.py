@@ -217,3 +217,40 @@ async def test_a_room_whose_script_fails_ten_ticks_in_a_row_closes(start_server)
     # The player is free again.
     assert (await a.create_room(room_id="next"))["roomId"] == "next"
     await a.disconnect()
+
+
+GATE = """
+function onJoinAttempt(room, player)
+  if player.metadata.team == "red" then return false, "no reds tonight" end
+  if player.metadata.team == "broken" then error("gate broke") end
+end
+function onChat(room, clientId, message)
+  if message == "spam" then return false end
+  if message:find("darn", 1, true) then return (message:gsub("darn", "****")) end
+end
+"""
+
+
+async def test_join_attempt_and_chat_hooks(start_server):
+    server = await start_server()
+    (server.app.config.scripts_dirs[0] / "gate.lua").write_text(GATE)
+    owner, red, blue = server.client("owner"), server.client("red"), server.client("blue")
+    for client in (owner, red, blue):
+        await client.connect()
+    await owner.create_room(room_id="g", script_name="gate")
+    with pytest.raises(GameError) as err:
+        await red.join_room("g", {"team": "red"})
+    assert err.value.code == "join_refused" and err.value.message == "no reds tonight"
+    with pytest.raises(GameError) as err:  # a failing hook refuses rather than admits
+        await red.join_room("g", {"team": "broken"})
+    assert err.value.code == "join_refused"
+    await blue.join_room("g", {"team": "blue"})
+
+    await blue.send_chat("spam")
+    await blue.send_chat("oh darn")
+    last = owner.expect("chat", message="gg")
+    await blue.send_chat("gg")
+    await last
+    assert [m["message"] for m in owner.received("chat")] == ["oh ****", "gg"]
+    for client in (owner, red, blue):
+        await client.disconnect()
