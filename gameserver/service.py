@@ -23,6 +23,7 @@ from gameserver.engine import Player, RelayLogic, Room, RoomDirectory, RoomLogic
 from gameserver.errors import BadRequest, RemoteError, RoomError, ScriptError
 from gameserver.protocol import check_text, check_value, get_codec, parse, request_id_of
 from gameserver.protocol import messages as m
+from gameserver.scripting.commands import CommandRunner
 from gameserver.scripting.library import SCRIPT_NAME, ScriptLibrary
 from gameserver.scripting.logic import LuaLogic
 from gameserver.session import CloseCode, Fanout, Session
@@ -210,6 +211,23 @@ class GameService:
                 log.info("room %s/%s reloaded script %s", app_id, room.id, name)
         return {"reloaded": reloaded, "failed": failed}
 
+    def _kick(self, room: Room, client_id: str, reason: str) -> None:
+        player = room.members[client_id]
+        session: Session | None = player.conn
+        if session is None or session.room is not room:
+            room.leave(client_id, "kicked", self.clock())
+            return
+        session.send(
+            {
+                "type": "player_left",
+                "roomId": room.id,
+                "player": player.to_wire(),
+                "reason": "kicked",
+                "message": reason,
+            }
+        )
+        self._leave(session, "kicked")
+
     def _doom(self, room: Room, reason: str) -> None:
         self._doomed[room] = reason
 
@@ -260,6 +278,11 @@ class GameService:
                 room_config=room_config,
                 memory_limit=limits.lua_memory_limit,
                 instruction_limit=limits.lua_instruction_limit,
+                commands=CommandRunner(
+                    max_metadata_entries=limits.max_metadata_entries,
+                    max_key=limits.max_id_length,
+                    max_value=limits.max_metadata_value_length,
+                ),
             )
         room = Room(
             room_id=room_id,
@@ -275,6 +298,7 @@ class GameService:
             script_name=cfg.script_name,
             max_failing_ticks=limits.max_failing_ticks,
             on_doomed=self._doom,
+            on_kick=self._kick,
         )
         self.directory.add(room)
         self.scheduler.add(room, self.clock())

@@ -73,6 +73,7 @@ class Room:
         script_name: str | None = None,
         max_failing_ticks: int = 10,
         on_doomed: Callable[[Room, str], None] | None = None,
+        on_kick: Callable[[Room, str, str], None] | None = None,
     ) -> None:
         self.id = room_id
         self.app_id = app_id
@@ -98,12 +99,16 @@ class Room:
         self.failing_ticks = 0  # consecutive ticks in which the logic failed
         self._max_failing_ticks = max_failing_ticks
         self._on_doomed = on_doomed
+        self._on_kick = on_kick
+        self.locked = False  # a locked room refuses joins (the script decides)
 
     # Membership ---------------------------------------------------------
 
     def join(self, player: Player) -> None:
         """Seat `player`; the others hear `player_joined`. The caller then sends
         the joiner its snapshot (which lists the joiner among the players)."""
+        if self.locked:
+            raise RoomError(f"room {self.id!r} is locked", code="room_locked")
         if len(self.members) >= self.max_players:
             raise RoomError(
                 f"room {self.id!r} is full ({self.max_players} players)", code="room_full"
@@ -136,6 +141,12 @@ class Room:
         self.sink.broadcast(self, message)  # the leaver is no longer a member
         self.logic.on_leave(self, player, reason)
         return player
+
+    def kick(self, client_id: str, reason: str) -> None:
+        """Remove a member on the room logic's word; its owner does the leaving
+        (the kicked connection must learn it is no longer in the room)."""
+        if client_id in self.members and self._on_kick is not None:
+            self._on_kick(self, client_id, reason)
 
     # Input ----------------------------------------------------------------
 

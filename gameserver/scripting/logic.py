@@ -12,6 +12,7 @@ from typing import Any
 
 from gameserver.engine import Change, Player, Room
 from gameserver.errors import ScriptError
+from gameserver.scripting.commands import CommandRunner
 from gameserver.scripting.lua_room import LuaRoomScript
 
 __all__ = ["LuaLogic"]
@@ -27,8 +28,12 @@ class LuaLogic:
         room_config: dict[str, Any],
         memory_limit: int,
         instruction_limit: int,
+        commands: CommandRunner | None = None,
     ) -> None:
         self.name = name
+        self.commands = commands or CommandRunner(
+            max_metadata_entries=32, max_key=64, max_value=256
+        )
         self.room_id = room_id
         self.memory_limit = memory_limit
         self.instruction_limit = instruction_limit
@@ -58,6 +63,7 @@ class LuaLogic:
         except ScriptError as exc:
             self.init_error = exc
             room.script_failed(exc)
+        self._after(room)
 
     def on_join_attempt(self, room: Room, player: Player) -> str | None:
         if self.script is None:
@@ -67,6 +73,8 @@ class LuaLogic:
         except ScriptError as exc:
             room.script_failed(exc)
             return "the room's script failed to decide"  # closed, not open, on failure
+        finally:
+            self._after(room)
         return None if admitted else (reason or "refused by the room")
 
     def on_chat(self, room: Room, client_id: str, message: str) -> str | None:
@@ -77,6 +85,8 @@ class LuaLogic:
         except ScriptError as exc:
             room.script_failed(exc)
             return None  # a failing filter drops the message rather than let it through
+        finally:
+            self._after(room)
         if verdict is False:
             return None
         return verdict if isinstance(verdict, str) else message
@@ -93,6 +103,7 @@ class LuaLogic:
             self.script.player_join(player.to_wire())
         except ScriptError as exc:
             room.script_failed(exc)
+        self._after(room)
 
     def on_leave(self, room: Room, player: Player, reason: str) -> None:
         if self.script is not None:
@@ -100,6 +111,7 @@ class LuaLogic:
                 self.script.player_leave(player.to_wire(), reason)
             except ScriptError as exc:
                 room.script_failed(exc)
+            self._after(room)
 
     def on_action(self, room: Room, client_id: str, action: dict[str, Any]) -> bool:
         if self.script is None:
@@ -109,6 +121,8 @@ class LuaLogic:
         except ScriptError as exc:
             room.script_failed(exc)
             return False
+        finally:
+            self._after(room)
 
     def on_tick(self, room: Room, dt: float, tick: int) -> list[Change]:
         if self.script is None:
@@ -116,6 +130,7 @@ class LuaLogic:
         changes, error = self.script.tick(dt, tick)
         if error is not None:
             room.script_failed(error)
+        self._after(room)
         return changes
 
     def reload(self, room: Room, source: str) -> None:
@@ -155,5 +170,15 @@ class LuaLogic:
                 self.script.dispose()
             except ScriptError as exc:
                 room.script_failed(exc)
+            self._after(room)
             self.script.close()
             self.script = None
+
+    def _after(self, room: Room) -> None:
+        """Carry out the room commands the last hook call queued."""
+        if self.script is None:
+            return
+        try:
+            self.commands.run(room, self.script.take_commands())
+        except ScriptError as exc:
+            room.script_failed(exc)

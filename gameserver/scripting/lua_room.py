@@ -20,8 +20,10 @@ numbers in Lua is what made an all-JSON batch slow.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NoReturn
 
+import lupa.lua54 as lupa
 import msgspec
 from lupa.lua54 import LuaError, LuaMemoryError
 
@@ -69,6 +71,28 @@ def _flatten(value: object) -> list[object]:
     _flatten_into(value, shape, args)
     args[0] = "".join(shape)
     return args
+
+
+_MAX_DEPTH = 32
+
+
+def _from_lua(value: Any, depth: int) -> Any:
+    """A plain Lua value (from a room command) as a JSON-shaped Python value:
+    a table with keys 1..n is a list, any other table a map with string keys."""
+    if lupa.lua_type(value) != "table":
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        raise ValueError("only nil, booleans, numbers, strings and tables can be sent")
+    if depth >= _MAX_DEPTH:
+        raise ValueError("tables nested too deep")
+    items = list(value.items())
+    if items and all(type(k) is int for k, _ in items):
+        keys = sorted(k for k, _ in items)
+        if keys == list(range(1, len(keys) + 1)):
+            return [_from_lua(value[k], depth + 1) for k in keys]
+    return {str(k): _from_lua(v, depth + 1) for k, v in items}
 
 
 def _closed(*_: object) -> NoReturn:
@@ -121,6 +145,8 @@ class LuaRoomScript:
         self._lua_join_attempt = driver.join_attempt
         self._lua_chat = driver.chat
         self._lua_dispose = driver.dispose
+        self._lua_drain = driver.drain
+        self._pending = driver.pending
         self._lua_configure = driver.configure
         self._lua_read = driver.read
         self._resync = False
@@ -149,6 +175,24 @@ class LuaRoomScript:
         string replaces it, None keeps it."""
         verdict: bool | str | None = self._call("onChat", self._lua_chat, client_id, message)
         return verdict
+
+    def take_commands(self) -> list[tuple[Any, ...]]:
+        """The room commands (`room:broadcast`, `room:kick`, ...) the script
+        issued since the last take, as (op, args...) with Python values.
+        Costs one table read when there are none."""
+        if not self._pending["n"]:
+            return []
+        commands = self._lua_drain()
+        out = []
+        for i in range(1, len(commands) + 1):
+            entry = commands[i]
+            try:
+                out.append(tuple(_from_lua(entry[k], 0) for k in range(1, 5)))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ScriptError(
+                    f"{self.name}: room.{entry[1]}: {exc}", script=self.name, hook="room"
+                ) from None
+        return out
 
     def dispose(self) -> None:
         """Calls `onDispose(room)`; the caller then closes the script."""
@@ -228,7 +272,7 @@ class LuaRoomScript:
         self._lua_init = self._lua_join = self._lua_leave = _closed
         self._lua_action = self._lua_tick = self._lua_read = self._lua_collect = _closed
         self._lua_restore = self._lua_configure = _closed
-        self._lua_join_attempt = self._lua_chat = self._lua_dispose = _closed
+        self._lua_join_attempt = self._lua_chat = self._lua_dispose = self._lua_drain = _closed
         self._runtime = None
 
     def _call(self, hook: str, fn: Any, *args: object) -> Any:

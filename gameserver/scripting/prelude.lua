@@ -381,7 +381,98 @@ end
 -- Scripts may give `room` a metatable, and the driver runs out of the budget's
 -- reach: it touches room only with rawget/rawset/rawequal, so no script
 -- metamethod (__index, __newindex, __eq) ever runs on the driver's thread.
-local room = { id = roomId, tick = 0, state = S.root() }
+local room = { id = roomId, tick = 0, time = 0, state = S.root(), players = {}, metadata = {} }
+
+-- The room API -------------------------------------------------------------
+-- Methods that act outside the state queue commands; Python reads `pending.n`
+-- after each call and, only when it is not 0, takes them with D.drain().
+
+local pending = { n = 0 }
+local commands = {}
+local MAX_COMMANDS = 256 -- per hook call
+
+local function command(op, a, b, c)
+    local n = rawget(pending, "n")
+    if n >= MAX_COMMANDS then
+        error("more than " .. MAX_COMMANDS .. " room commands in one hook call", 3)
+    end
+    commands[n + 1] = { op, a, b, c }
+    rawset(pending, "n", n + 1)
+end
+
+local function needString(v, what)
+    if type(v) ~= "string" then
+        error(what .. " must be a string", 3)
+    end
+    return v
+end
+
+-- room:broadcast(type, data): every member gets an `action` from "$server".
+function room.broadcast(_, actionType, data)
+    command("broadcast", needString(actionType, "type"), data)
+end
+
+-- room:send(clientId, type, data): one member gets it.
+function room.send(_, clientId, actionType, data)
+    command("send", needString(clientId, "clientId"), needString(actionType, "type"), data)
+end
+
+-- room:kick(clientId, reason): the player leaves (onPlayerLeave runs, reason "kicked").
+function room.kick(_, clientId, reason)
+    command("kick", needString(clientId, "clientId"), reason ~= nil and needString(reason, "reason") or "")
+end
+
+-- room:lock() / room:unlock(): a locked room refuses joins (room_locked).
+function room.lock()
+    command("lock", true)
+end
+
+function room.unlock()
+    command("lock", false)
+end
+
+-- room:setMetadata(key, value): shown in list_rooms; nil removes the key.
+function room.setMetadata(_, key, value)
+    needString(key, "key")
+    if value ~= nil then
+        value = needString(tostring(value), "value")
+    end
+    rawset(rawget(room, "metadata"), key, value)
+    command("meta", key, value)
+end
+
+-- room:random() in [0, 1), room:random(m, n) an integer in [m, n]: the room's generator.
+function room.random(_, m, n)
+    if m == nil then
+        return math.random()
+    end
+    return math.random(m, n)
+end
+
+-- room:log(level, ...): into the server's log with the room id (rate-limited there).
+function room.log(_, level, ...)
+    local parts = { ... }
+    for i = 1, select("#", ...) do
+        parts[i] = tostring(parts[i])
+    end
+    command("log", tostring(level), S.validUtf8(table.concat(parts, " ")))
+end
+
+local function drainCommands()
+    local out = commands
+    commands = {}
+    rawset(pending, "n", 0)
+    return out
+end
+
+local function setTick(tick)
+    rawset(room, "tick", tick)
+    local config = rawget(room, "config")
+    local rate = config and rawget(config, "tickRate")
+    if math.type(rate) == "integer" and rate > 0 then
+        rawset(room, "time", tick * 1000 // rate)
+    end
+end
 
 -- Budget and errors --------------------------------------------------------
 
@@ -554,22 +645,33 @@ end
 function D.init(shape, ...)
     local config = fromPython(shape, ...)
     rawset(room, "config", config)
+    local metadata = rawget(room, "metadata")
+    if type(config.metadata) == "table" then
+        for k, v in next, config.metadata do
+            rawset(metadata, k, v)
+        end
+    end
     return call("onInit", room, config)
 end
 
 function D.join(shape, ...)
-    return call("onPlayerJoin", room, fromPython(shape, ...))
+    local player = fromPython(shape, ...)
+    rawset(rawget(room, "players"), player.clientId, player)
+    return call("onPlayerJoin", room, player)
 end
 
 function D.leave(reason, shape, ...)
-    return call("onPlayerLeave", room, fromPython(shape, ...), reason)
+    local player = fromPython(shape, ...)
+    local ok, r, line = call("onPlayerLeave", room, player, reason)
+    rawset(rawget(room, "players"), player.clientId, nil)
+    return ok, r, line
 end
 
 -- ok, relay: an absent hook relays; a present one relays when it returns a true value.
 -- `tick` is the tick applying the action (room.tick during onAction); < 0 keeps room.tick.
 function D.action(tick, clientId, actionType, shape, ...)
     if tick >= 0 then
-        rawset(room, "tick", tick)
+        setTick(tick)
     end
     local fn = rawget(env, "onAction")
     if fn == nil then
@@ -586,7 +688,7 @@ end
 -- Runs onTick, then returns ok, message, line and every change since the
 -- last tick (S.collect); `resync` sends the whole state instead.
 function D.tick(dt, tick, resync)
-    rawset(room, "tick", tick)
+    setTick(tick)
     local ok, msg, line = call("onTick", room, dt, tick)
     if ok then
         msg = nil -- whatever onTick returned
@@ -653,7 +755,7 @@ end
 -- what clients already have, so adopting it records no change; no hook runs.
 function D.restore(tick, shape, ...)
     rawset(room, "state", S.replaceRoot(fromPython(shape, ...)))
-    rawset(room, "tick", tick)
+    setTick(tick)
     S.collect()
 end
 
@@ -662,5 +764,7 @@ function D.configure(shape, ...)
 end
 
 D.read = S.read
+D.drain = drainCommands
+D.pending = pending
 
 return D

@@ -51,6 +51,8 @@ class Driver:
     join_attempt: Any  # (shape, *scalars)
     chat: Any  # (client_id, message)
     dispose: Any  # ()
+    drain: Any  # () -> the queued room commands
+    pending: Any  # Lua table; pending.n = how many commands are queued
     configure: Any  # (shape, *scalars)
     read: Any  # ()
 
@@ -107,6 +109,8 @@ def open_runtime(
         join_attempt=d["joinAttempt"],
         chat=d["chat"],
         dispose=d["dispose"],
+        drain=d["drain"],
+        pending=d["pending"],
         configure=d["configure"],
         read=d["read"],
     )

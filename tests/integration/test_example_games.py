@@ -1,0 +1,108 @@
+"""The example scripts shipped in scripts/, played through real sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from gameserver.client import GameError
+
+
+async def test_tictactoe_plays_to_a_win(clients):
+    x, o, late = await clients("x", "o", "late")
+    await x.create_room(room_id="t", script_name="tictactoe")
+    await o.join_room("t")
+    await x.wait_until(lambda s: s["turn"] == "x")
+
+    # The room locked itself once both seats were taken.
+    with pytest.raises(GameError) as err:
+        await late.join_room("t")
+    assert err.value.code == "room_locked"
+    assert (await late.list_rooms())[0]["metadata"] == {"status": "playing"}
+
+    # Moving out of turn is refused to that player alone.
+    rejected = o.expect("action", clientId="$server")
+    await o.send_action("place", {"cell": 4})
+    assert (await rejected)["action"] == {"type": "rejected", "data": {"reason": "not your turn"}}
+
+    over_x, over_o = x.expect("action", clientId="$server"), o.expect("action", clientId="$server")
+    for player, cell in ((x, 0), (o, 3), (x, 1), (o, 4), (x, 2)):
+        await player.wait_until(lambda s, p=player: s["turn"] == p.client_id)
+        await player.send_action("place", {"cell": cell})
+    for event in (await over_x, await over_o):
+        assert event["action"] == {"type": "game_over", "data": {"winner": "x"}}
+    state = await o.wait_until(lambda s: s["winner"] == "x")
+    assert state["board"] == ["X", "X", "X", "O", "O", "", "", "", ""]
+    assert (await late.list_rooms())[0]["metadata"] == {"status": "finished", "result": "x"}
+    assert x.resyncs == o.resyncs == 0
+
+
+async def test_tictactoe_forfeit_when_a_player_leaves(clients):
+    x, o = await clients("x", "o")
+    await x.create_room(room_id="t", script_name="tictactoe")
+    await o.join_room("t")
+    await x.wait_until(lambda s: s["turn"] == "x")
+    await o.leave_room()
+    state = await x.wait_until(lambda s: s["winner"] != "")
+    assert state["winner"] == "x"
+
+
+ROOM_API = """
+function onAction(room, clientId, action)
+  if action.type == "kick" then room:kick(action.data, "bye") end
+  if action.type == "lock" then room:lock() end
+  if action.type == "unlock" then room:unlock() end
+  if action.type == "whoami" then
+    local n = 0
+    for _ in pairs(room.players) do n = n + 1 end
+    room:send(clientId, "you", {players = n, time = room.time, tick = room.tick, meta = room.metadata.map})
+  end
+  if action.type == "log" then room:log("warning", "from", clientId) end
+  return false
+end
+"""
+
+
+async def test_the_room_api_kick_lock_send_time_players(start_server, caplog):
+    server = await start_server()
+    (server.app.config.scripts_dirs[0] / "api.lua").write_text(ROOM_API)
+    a, b, c = server.client("a"), server.client("b"), server.client("c")
+    for client in (a, b, c):
+        await client.connect()
+    await a.create_room(room_id="api", script_name="api", tick_rate=32, metadata={"map": "forest"})
+    await b.join_room("api")
+
+    async def barrier() -> dict:
+        """An action answered by room:send: everything sent before it has run."""
+        reply = a.expect("action", clientId="$server")
+        await a.send_action("whoami")
+        return (await reply)["action"]["data"]
+
+    data = await barrier()
+    assert data["players"] == 2 and data["meta"] == "forest"
+    assert data["time"] == data["tick"] * 1000 // 32  # ms, derived from the tick
+
+    await a.send_action("lock")
+    await barrier()
+    with pytest.raises(GameError) as err:
+        await c.join_room("api")
+    assert err.value.code == "room_locked"
+
+    kicked, seen_by_a = b.expect("player_left"), a.expect("player_left")
+    await a.send_action("kick", "b")
+    message = await kicked
+    assert message["player"]["clientId"] == "b" and message["reason"] == "kicked"
+    assert message["message"] == "bye"
+    assert (await seen_by_a)["reason"] == "kicked"
+    with pytest.raises(GameError) as err:
+        await b.request_state()
+    assert err.value.code == "not_in_room"
+    assert (await barrier())["players"] == 1
+
+    await a.send_action("unlock")
+    with caplog.at_level("WARNING", logger="gameserver.script"):
+        await a.send_action("log")
+        await barrier()
+    assert any("room app_" in r.getMessage() and "from a" in r.getMessage() for r in caplog.records)
+    assert (await c.join_room("api"))["roomId"] == "api"
+    for client in (a, b, c):
+        await client.disconnect()
