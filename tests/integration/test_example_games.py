@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gameserver.client import GameError
@@ -106,3 +108,36 @@ async def test_the_room_api_kick_lock_send_time_players(start_server, caplog):
     assert (await c.join_room("api"))["roomId"] == "api"
     for client in (a, b, c):
         await client.disconnect()
+
+
+async def test_tag_moves_players_every_tick_and_passes_it_on_a_touch(clients):
+    chaser, runner = await clients("chaser", "runner")
+    await chaser.create_room(room_id="tag", script_name="tag", tick_rate=64)
+    await runner.join_room("tag")
+    state = await chaser.wait_until(lambda s: len(s["players"]) == 2)
+    assert state["it"] == "chaser"
+    start = dict(state["players"]["runner"])
+
+    # The runner moves right: the server integrates its position every tick.
+    await runner.send_action("steer", {"vx": 200, "vy": 0})
+    moved = await chaser.wait_until(
+        lambda s: s["players"]["runner"]["x"] >= min(start["x"] + 20, 500)
+    )
+    assert moved["players"]["runner"]["y"] == start["y"]
+    await runner.send_action("steer", {"vx": 0, "vy": 0})
+
+    # The chaser heads for the runner until it touches: "it" passes on.
+    tagged = runner.expect("action", clientId="$server")
+    for _ in range(200):
+        s = chaser.state["state"]
+        me, them = s["players"]["chaser"], s["players"]["runner"]
+        dx, dy = them["x"] - me["x"], them["y"] - me["y"]
+        norm = max(1.0, (dx * dx + dy * dy) ** 0.5)
+        await chaser.send_action("steer", {"vx": 200 * dx / norm, "vy": 200 * dy / norm})
+        if tagged.done():
+            break
+        await asyncio.sleep(0.05)  # a few ticks of game time, then steer again
+    event = await tagged
+    assert event["action"] == {"type": "tagged", "data": {"by": "chaser", "who": "runner"}}
+    await chaser.wait_until(lambda s: s["it"] == "runner")
+    assert chaser.resyncs == runner.resyncs == 0
