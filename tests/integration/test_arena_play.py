@@ -254,3 +254,38 @@ async def test_join_attempt_and_chat_hooks(start_server):
     assert [m["message"] for m in owner.received("chat")] == ["oh ****", "gg"]
     for client in (owner, red, blue):
         await client.disconnect()
+
+
+async def test_an_infinite_loop_room_beside_a_measured_room(start_server):
+    """A room whose every hook loops forever is cut by the instruction budget
+    each time and closed after 10 failing ticks; an arena room ticking beside it
+    at the same rate keeps an unbroken chain and skips no tick. (A quarter of the
+    default budget: about 1 ms of looping per tick here, so that a slow CI
+    machine cannot make one budget-sized hook call longer than a tick period.)"""
+    server = await start_server(lua_instruction_limit=250_000)
+    (server.app.config.scripts_dirs[0] / "spin.lua").write_text(
+        "function onTick(room) while true do end end\n"
+    )
+    watcher, spinner = server.client("watcher"), server.client("spinner")
+    await watcher.connect()
+    await spinner.connect()
+    await watcher.create_room(room_id="measured", script_name="arena")
+    await watcher.wait_until(lambda s: s["tick"] >= 5)
+    stats = server.app.service.scheduler.stats
+    skipped_before = stats.skipped
+    start_version, start_tick = watcher.state["version"], watcher.state["state"]["tick"]
+
+    closed = spinner.expect("room_closed")
+    await spinner.create_room(room_id="spin", script_name="spin")
+    message = await asyncio.wait_for(closed, 10)
+    assert message["reason"] == "script_error"
+    budget_errors = [m for m in spinner.received("error") if "instruction budget" in m["message"]]
+    assert len(budget_errors) == 10
+
+    await watcher.wait_until(lambda s: s["tick"] >= start_tick + 64)
+    ticks = watcher.state["state"]["tick"] - start_tick
+    assert watcher.state["version"] - start_version == ticks  # one delta per tick, no gap
+    assert watcher.resyncs == 0
+    assert stats.skipped == skipped_before  # nobody fell a whole period behind
+    await watcher.disconnect()
+    await spinner.disconnect()
