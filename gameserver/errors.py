@@ -57,17 +57,27 @@ class RoomError(RemoteError):
 
 
 class ScriptError(GameServerError):
-    """A room script failed. `hook` and `line` locate it when known."""
+    """A room script failed. `hook` and `line` locate it when known. `fatal`
+    means the room cannot go on (its runtime ran out of memory: what the
+    script keeps reachable stays used, and every allocation near the cap
+    costs a full garbage collection)."""
 
     code = "script_error"
 
     def __init__(
-        self, message: str, *, script: str = "", hook: str = "", line: int | None = None
+        self,
+        message: str,
+        *,
+        script: str = "",
+        hook: str = "",
+        line: int | None = None,
+        fatal: bool = False,
     ) -> None:
         super().__init__(message)
         self.script = script
         self.hook = hook
         self.line = line
+        self.fatal = fatal
 
 
 class PathError(GameServerError):

@@ -171,11 +171,9 @@ class GameService:
         return self.scheduler.next_deadline()
 
     def run_ticks(self, now: float) -> int:
+        self._dispose_doomed()  # doomed between ticks (a join hook ran out of memory)
         ran = self.scheduler.run_due(now)
-        if self._doomed:
-            for room, reason in list(self._doomed.items()):
-                self._dispose(room, reason)
-            self._doomed.clear()
+        self._dispose_doomed()
         if self._emptying:
             timeout = self.config.empty_room_timeout
             for room in list(self._emptying):
@@ -227,6 +225,12 @@ class GameService:
             }
         )
         self._leave(session, "kicked")
+
+    def _dispose_doomed(self) -> None:
+        if self._doomed:
+            for room, reason in list(self._doomed.items()):
+                self._dispose(room, reason)
+            self._doomed.clear()
 
     def _doom(self, room: Room, reason: str) -> None:
         self._doomed[room] = reason

@@ -250,6 +250,8 @@ class Room:
         """Tell the members (or just `only`) that the room's script failed.
         A new kind of failure is logged once; repeats of the same one are not."""
         self._failed_this_tick = True
+        if error.fatal and self._on_doomed is not None:
+            self._on_doomed(self, "script_error")
         signature = (error.hook, str(error))
         if signature != self._last_script_error:
             self._last_script_error = signature

@@ -95,6 +95,11 @@ def _from_lua(value: Any, depth: int) -> Any:
     return {str(k): _from_lua(v, depth + 1) for k, v in items}
 
 
+def _out_of_memory(message: object) -> bool:
+    # The driver's wording for a script that ran out of memory (prelude.lua).
+    return isinstance(message, str) and message.endswith(" memory limit exceeded")
+
+
 def _closed(*_: object) -> NoReturn:
     raise RuntimeError("LuaRoomScript is closed")
 
@@ -256,7 +261,13 @@ class LuaRoomScript:
         changes: list[Change] = [] if other is None else _decode_json(other)
         for i in range(4, len(result), 2):
             changes.append({"path": result[i], "operation": "set", "value": result[i + 1]})
-        error = None if ok else ScriptError(message, script=self.name, hook=hook, line=line)
+        error = (
+            None
+            if ok
+            else ScriptError(
+                message, script=self.name, hook=hook, line=line, fatal=_out_of_memory(message)
+            )
+        )
         return changes, error
 
     def read_state(self) -> dict[str, Any]:
@@ -281,14 +292,16 @@ class LuaRoomScript:
         except LuaError as e:
             raise self._runtime_failure(hook, e) from None
         if not ok:
-            raise ScriptError(value, script=self.name, hook=hook, line=line)
+            raise ScriptError(
+                value, script=self.name, hook=hook, line=line, fatal=_out_of_memory(value)
+            )
         return value
 
     def _runtime_failure(self, hook: str, e: LuaError) -> ScriptError:
         # The driver catches every script failure, so this is the driver itself
         # failing, which in practice means it ran out of memory.
         if isinstance(e, LuaMemoryError):
-            message = f"{self.name}: memory limit exceeded"
-        else:
-            message = f"{self.name}: {e}"
-        return ScriptError(message, script=self.name, hook=hook)
+            return ScriptError(
+                f"{self.name}: memory limit exceeded", script=self.name, hook=hook, fatal=True
+            )
+        return ScriptError(f"{self.name}: {e}", script=self.name, hook=hook)

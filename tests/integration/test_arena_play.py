@@ -289,3 +289,19 @@ async def test_an_infinite_loop_room_beside_a_measured_room(start_server):
     assert stats.skipped == skipped_before  # nobody fell a whole period behind
     await watcher.disconnect()
     await spinner.disconnect()
+
+
+async def test_a_room_out_of_memory_closes_at_once(start_server):
+    server = await start_server(lua_memory_limit=4 * 1024 * 1024)
+    (server.app.config.scripts_dirs[0] / "hog.lua").write_text(
+        "hoard = {}\nfunction onTick(room)\n"
+        "  for i = 1, 20000 do hoard[#hoard + 1] = {i} end\nend\n"
+    )
+    a = server.client("a")
+    await a.connect()
+    closed = a.expect("room_closed")
+    await a.create_room(room_id="hog", script_name="hog")
+    assert (await asyncio.wait_for(closed, 10))["reason"] == "script_error"
+    errors = [m for m in a.received("error") if m["code"] == "script_error"]
+    assert len(errors) == 1 and "memory limit exceeded" in errors[0]["message"]
+    await a.disconnect()
