@@ -69,6 +69,18 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.max_message_bytes,
         help="largest frame a client may send; larger ones close the socket with 1009",
     )
+    p.add_argument(
+        "--lua-instruction-limit",
+        type=int,
+        default=_DEFAULTS.lua_instruction_limit,
+        help="Lua VM instructions one script hook call may run",
+    )
+    p.add_argument(
+        "--lua-memory-mb",
+        type=int,
+        default=_DEFAULTS.lua_memory_limit // (1024 * 1024),
+        help="memory cap of each room's Lua runtime, in MiB",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return p
 
@@ -122,6 +134,10 @@ def _config_from(args: argparse.Namespace) -> Config:
         )
     if args.max_message_bytes < 1024:
         raise SystemExit("gameserver: --max-message-bytes must be at least 1024")
+    if args.lua_instruction_limit < 1000 or not 1 <= args.lua_memory_mb <= 4096:
+        raise SystemExit(
+            "gameserver: --lua-instruction-limit must be at least 1000 and --lua-memory-mb 1..4096"
+        )
     return Config(
         host=args.host,
         port=args.port,
@@ -130,6 +146,8 @@ def _config_from(args: argparse.Namespace) -> Config:
         data_dir=args.data_dir,
         scripts_dirs=(*args.scripts_dir, BUILTIN_SCRIPTS_DIR),
         max_message_bytes=args.max_message_bytes,
+        lua_instruction_limit=args.lua_instruction_limit,
+        lua_memory_limit=args.lua_memory_mb * 1024 * 1024,
     )
 
 
