@@ -282,6 +282,7 @@ class GameService:
                 room_config=room_config,
                 memory_limit=limits.lua_memory_limit,
                 instruction_limit=limits.lua_instruction_limit,
+                tick_instruction_limit=limits.lua_tick_instruction_limit,
                 commands=CommandRunner(
                     max_metadata_entries=limits.max_metadata_entries,
                     max_key=limits.max_id_length,

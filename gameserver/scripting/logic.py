@@ -28,6 +28,7 @@ class LuaLogic:
         room_config: dict[str, Any],
         memory_limit: int,
         instruction_limit: int,
+        tick_instruction_limit: int | None = None,
         commands: CommandRunner | None = None,
     ) -> None:
         self.name = name
@@ -37,6 +38,7 @@ class LuaLogic:
         self.room_id = room_id
         self.memory_limit = memory_limit
         self.instruction_limit = instruction_limit
+        self.tick_instruction_limit = tick_instruction_limit
         self.room_config = room_config
         self.load_error: ScriptError | None = None
         # An onInit failure happens before anyone is in the room: told to the first joiner.
@@ -49,6 +51,7 @@ class LuaLogic:
                 room_id=room_id,
                 memory_limit=memory_limit,
                 instruction_limit=instruction_limit,
+                tick_instruction_limit=tick_instruction_limit,
             )
         except ScriptError as exc:
             self.load_error = exc
@@ -144,6 +147,7 @@ class LuaLogic:
             room_id=self.room_id,
             memory_limit=self.memory_limit,
             instruction_limit=self.instruction_limit,
+            tick_instruction_limit=self.tick_instruction_limit,
         )
         try:
             fresh.restore(room.state, self.room_config, room.tick)

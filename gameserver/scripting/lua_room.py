@@ -123,6 +123,7 @@ class LuaRoomScript:
         memory_limit: int,
         instruction_limit: int,
         seed: int | None = None,
+        tick_instruction_limit: int | None = None,
     ) -> None:
         self.name = name
         self.room_id = room_id
@@ -135,6 +136,7 @@ class LuaRoomScript:
                 memory_limit=memory_limit,
                 instruction_limit=instruction_limit,
                 seed=self.seed,
+                tick_instruction_limit=tick_instruction_limit,
             )
         except LuaMemoryError:
             raise ScriptError(

@@ -1,7 +1,9 @@
 -- prelude.lua: the sandbox a room script runs in, and the driver Python calls.
 --
--- Loaded once per runtime with (S, roomId, instructionLimit, seed), S being
--- the module state.lua returned and seed the room's random seed (an integer).
+-- Loaded once per runtime with (S, roomId, instructionLimit, seed, tickLimit),
+-- S being the module state.lua returned, seed the room's random seed (an
+-- integer) and tickLimit the instructions all hook calls of one tick may run
+-- together (each call also has instructionLimit on its own).
 -- Returns the driver: one function per entry point, each a single Lua call
 -- from Python. Every driver function returns
 -- `ok, value-or-message, line` and never raises for a script's fault.
@@ -14,7 +16,7 @@
 -- on the main thread, out of the hook's reach, so it always gets control back.
 -- That is why state.lua keeps every write safe to interrupt at any instruction.
 
-local S, roomId, instructionLimit, seed = ...
+local S, roomId, instructionLimit, seed, tickLimit = ...
 
 local sethook, getinfo = debug.sethook, debug.getinfo
 local load, rawget, rawset, rawequal = load, rawget, rawset, rawequal
@@ -504,11 +506,19 @@ local function stopHook()
     error(BUDGET, 0)
 end
 
-local function firstHook()
-    exceeded = true
-    exceededLine = scriptLine(nil, 2) -- from this hook outwards, the first script frame
-    sethook(stopHook, "", 1)
-    error(BUDGET, 0)
+-- The count hook fires every STEP instructions and adds them to `spent`, the
+-- instructions of this tick so far; past `callEnd` (the end of this call's
+-- allowance: its own limit, or what is left of the tick's) the call stops.
+local STEP = math.min(1000, instructionLimit)
+local spent, callEnd = 0, 0
+local function stepHook()
+    spent = spent + STEP
+    if spent >= callEnd then
+        exceeded = true
+        exceededLine = scriptLine(nil, 2) -- from this hook outwards, the first script frame
+        sethook(stopHook, "", 1)
+        error(BUDGET, 0)
+    end
 end
 
 -- The worker coroutine: runs fn(a, b, c, d), yields its first result, waits
@@ -560,7 +570,12 @@ local function run(fn, a, b, c, d)
     exceeded, exceededLine = false, nil
     local co = worker or create(workerBody)
     worker = nil
-    sethook(co, firstHook, "", instructionLimit) -- also restarts the count
+    local allowance = tickLimit - spent
+    if allowance > instructionLimit then
+        allowance = instructionLimit
+    end
+    callEnd = spent + allowance
+    sethook(co, stepHook, "", STEP) -- also restarts the count
     local ok, r = resume(co, fn, a, b, c, d)
     if ok then
         worker = co -- suspended in yield, ready for the next call
@@ -632,6 +647,7 @@ end
 local D = {}
 
 function D.load(name, source)
+    spent = 0 -- loading and onInit are not part of a tick
     scriptSource = "=" .. name
     prefix = getinfo(load("", scriptSource), "S").short_src .. ":"
     local chunk, err = load(source, scriptSource, "t", env)
@@ -643,6 +659,7 @@ function D.load(name, source)
 end
 
 function D.init(shape, ...)
+    spent = 0
     local config = fromPython(shape, ...)
     rawset(room, "config", config)
     local metadata = rawget(room, "metadata")
@@ -672,6 +689,8 @@ end
 function D.action(tick, clientId, actionType, shape, ...)
     if tick >= 0 then
         setTick(tick)
+    else
+        spent = 0 -- a caller outside ticks (tests, tools): per-call budget only
     end
     local fn = rawget(env, "onAction")
     if fn == nil then
@@ -696,6 +715,7 @@ function D.tick(dt, tick, resync)
     if resync then
         S.resync()
     end
+    spent = 0 -- the next tick (its actions come first) starts a fresh budget
     return ok, msg, line, S.collect()
 end
 

@@ -70,7 +70,12 @@ def new_seed() -> int:
 
 
 def open_runtime(
-    *, room_id: str, memory_limit: int, instruction_limit: int, seed: int | None = None
+    *,
+    room_id: str,
+    memory_limit: int,
+    instruction_limit: int,
+    seed: int | None = None,
+    tick_instruction_limit: int | None = None,
 ) -> tuple[lua.LuaRuntime, Driver]:
     """A fresh runtime and its driver. The script itself is loaded by `Driver.load`.
 
@@ -96,7 +101,10 @@ def open_runtime(
     state = _load_chunk(load, _STATE_LUA, "state.lua")()
     # Lua integers are signed 64-bit: pass the seed's bits, not its value.
     lua_seed = seed - 2**64 if seed >= 2**63 else seed
-    d = _load_chunk(load, _PRELUDE_LUA, "prelude.lua")(state, room_id, instruction_limit, lua_seed)
+    tick_limit = tick_instruction_limit or 2 * instruction_limit
+    d = _load_chunk(load, _PRELUDE_LUA, "prelude.lua")(
+        state, room_id, instruction_limit, lua_seed, tick_limit
+    )
     driver = Driver(
         load=d["load"],
         init=d["init"],
