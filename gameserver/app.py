@@ -33,7 +33,7 @@ class GameApp:
         self.apps = SqliteAppStore(config.data_dir)
         self.script_store = SqliteScriptStore(config.data_dir)
         self.scripts = ScriptLibrary(config.scripts_dirs, self.script_store)
-        self.service = GameService(config, self.scripts)
+        self.service = GameService(config, self.scripts, app_settings=self.apps.settings)
         self.server = GameServer(
             self.service, self.apps, max_message_bytes=config.max_message_bytes
         )

@@ -50,11 +50,13 @@ class GameService:
         config: Config,
         scripts: ScriptLibrary,
         *,
+        app_settings: Callable[[str], dict[str, int]] = lambda app_id: {},
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.config = config
         self.scripts = scripts
+        self.app_settings = app_settings  # per-app overrides of the Lua limits
         self.clock = clock
         self.wall_ms = wall_ms
         self.directory = RoomDirectory()
@@ -275,14 +277,17 @@ class GameService:
         if cfg.script_name is not None and not SCRIPT_NAME.fullmatch(cfg.script_name):
             raise BadRequest("scriptName must be 1..64 characters of A-Z a-z 0-9 _ -")
         if cfg.script_name is not None:
+            settings = self.app_settings(session.app_id)
             logic = LuaLogic(
                 cfg.script_name,
                 self.scripts.source(cfg.script_name, session.app_id),
                 room_id=room_id,
                 room_config=room_config,
-                memory_limit=limits.lua_memory_limit,
-                instruction_limit=limits.lua_instruction_limit,
-                tick_instruction_limit=limits.lua_tick_instruction_limit,
+                memory_limit=settings.get("luaMemoryLimit", limits.lua_memory_limit),
+                instruction_limit=settings.get("luaInstructionLimit", limits.lua_instruction_limit),
+                tick_instruction_limit=settings.get(
+                    "luaTickInstructionLimit", limits.lua_tick_instruction_limit
+                ),
                 commands=CommandRunner(
                     max_metadata_entries=limits.max_metadata_entries,
                     max_key=limits.max_id_length,

@@ -24,6 +24,12 @@ __all__ = ["admin_app"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_SOURCE_BYTES = 1024 * 1024
+# Per-app settings and their allowed ranges; rooms created afterwards use them.
+SETTINGS = {
+    "luaInstructionLimit": (1_000, 100_000_000),
+    "luaTickInstructionLimit": (1_000, 1_000_000_000),
+    "luaMemoryLimit": (1024 * 1024, 4096 * 1024 * 1024),
+}
 
 
 class _Refusal(Exception):
@@ -163,6 +169,37 @@ def admin_app(
             raise _Refusal(404, "script_not_found", str(exc)) from None
         return web.json_response({"name": name, **result})
 
+    async def get_settings(request: web.Request) -> web.Response:
+        app_id = request.match_info["appId"]
+        return web.json_response(_effective(apps.settings(app_id)))
+
+    async def patch_settings(request: web.Request) -> web.Response:
+        app_id, data = request.match_info["appId"], await body(request)
+        values: dict[str, int | None] = {}
+        for name, value in data.items():
+            bounds = SETTINGS.get(name)
+            if bounds is None:
+                raise _Refusal(400, "bad_request", f"unknown setting {name[:64]!r}")
+            if value is not None and (
+                type(value) is not int or not bounds[0] <= value <= bounds[1]
+            ):
+                raise _Refusal(
+                    400,
+                    "bad_request",
+                    f"{name} must be an integer in {bounds[0]}..{bounds[1]} or null",
+                )
+            values[name] = value
+        apps.set_settings(app_id, values)
+        return web.json_response(_effective(apps.settings(app_id)))
+
+    def _effective(stored: dict[str, int]) -> dict[str, int]:
+        defaults = {
+            "luaInstructionLimit": config.lua_instruction_limit,
+            "luaTickInstructionLimit": config.lua_tick_instruction_limit,
+            "luaMemoryLimit": config.lua_memory_limit,
+        }
+        return {**defaults, **stored}
+
     async def delete(request: web.Request) -> web.Response:
         app_id, name = request.match_info["appId"], request.match_info["name"]
         known(app_id, name)
@@ -177,5 +214,7 @@ def admin_app(
     app.router.add_get(base + "/{name}", detail)
     app.router.add_post(base + "/{name}/activate", activate)
     app.router.add_post(base + "/{name}/reload", reload)
+    app.router.add_get("/v1/game/{appId}/settings", get_settings)
+    app.router.add_patch("/v1/game/{appId}/settings", patch_settings)
     app.router.add_delete(base + "/{name}", delete)
     return app

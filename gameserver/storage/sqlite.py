@@ -41,6 +41,12 @@ CREATE TABLE IF NOT EXISTS apps (
     secret_key_digest TEXT NOT NULL,
     created_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS app_settings (
+    app_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (app_id, name)
+);
 """
 
 
@@ -90,6 +96,27 @@ class SqliteAppStore:
             "SELECT secret_key_digest FROM apps WHERE app_id = ?", (app_id,)
         ).fetchone()
         return row is not None and digests_equal(row[0], key_digest(secret_key))
+
+    def settings(self, app_id: str) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT name, value FROM app_settings WHERE app_id = ?", (app_id,)
+        ).fetchall()
+        return dict(rows)
+
+    def set_settings(self, app_id: str, values: dict[str, int | None]) -> None:
+        """Set (or with None, reset to the server's default) per-app settings."""
+        with self._db:
+            for name, value in values.items():
+                if value is None:
+                    self._db.execute(
+                        "DELETE FROM app_settings WHERE app_id = ? AND name = ?", (app_id, name)
+                    )
+                else:
+                    self._db.execute(
+                        "INSERT INTO app_settings VALUES (?, ?, ?) ON CONFLICT (app_id, name) "
+                        "DO UPDATE SET value = excluded.value",
+                        (app_id, name, value),
+                    )
 
     def list_apps(self) -> list[App]:
         rows = self._db.execute(

@@ -223,3 +223,37 @@ async def test_a_one_mib_source_fits_even_when_escaping_inflates_it(admin):
     source = "-- " + "\x01" * (1024 * 1024 - 16) + "\nx = 1\n"  # just under 1 MiB
     response = await admin.post("scripts", json={"name": "big", "source": source})
     assert response.status == 201
+
+
+LOOPER = "function onAction(room) local x = 0 for i = 1, 20000 do x = x + i end room.state.done = true end\n"
+
+
+async def test_per_app_script_limits(server, admin):
+    defaults = await (await admin.get("settings")).json()
+    assert defaults == {
+        "luaInstructionLimit": 1_000_000,
+        "luaTickInstructionLimit": 2_000_000,
+        "luaMemoryLimit": 32 * 1024 * 1024,
+    }
+    response = await admin.patch("settings", json={"luaInstructionLimit": 5000})
+    assert (await response.json())["luaInstructionLimit"] == 5000
+    await admin.post("scripts", json={"name": "looper", "source": LOOPER, "activate": True})
+
+    player = server.client("p")
+    await player.connect()
+    await player.create_room(room_id="tight", script_name="looper")
+    error = player.expect("error", code="script_error")
+    await player.send_action("go")
+    assert "instruction budget exceeded" in (await error)["message"]
+    await player.leave_room()
+
+    # Back to the server's default: new rooms may loop as much again.
+    await admin.patch("settings", json={"luaInstructionLimit": None})
+    await player.create_room(room_id="roomy", script_name="looper")
+    await player.send_action("go")
+    await player.wait_until(lambda s: s.get("done") is True)
+    await player.disconnect()
+
+    for bad in ({"luaInstructionLimit": 10}, {"luaMemoryLimit": "big"}, {"colour": 1}):
+        response = await admin.patch("settings", json=bad)
+        assert response.status == 400 and (await response.json())["error"] == "bad_request"
