@@ -312,6 +312,9 @@ class GameClient:
         elif kind == "player_joined":
             self._emit("onPlayerJoined", message["player"])
         elif kind == "player_left":
+            if message["player"].get("clientId") == self.client_id:  # kicked out
+                self.room_id = None
+                self.state = None
             self._emit("onPlayerLeft", message["player"])
         elif kind == "pong":
             self._emit("onPong", message)

@@ -94,6 +94,7 @@ async def test_the_room_api_kick_lock_send_time_players(start_server, caplog):
     message = await kicked
     assert message["player"]["clientId"] == "b" and message["reason"] == "kicked"
     assert message["message"] == "bye"
+    assert b.room_id is None and b.state is None  # the client forgot the room
     assert (await seen_by_a)["reason"] == "kicked"
     with pytest.raises(GameError) as err:
         await b.request_state()
