@@ -66,6 +66,7 @@ class GameService:
         self._pending: dict[Session, None] = {}
         self._emptying: dict[Room, None] = {}
         self._doomed: dict[Room, str] = {}  # rooms that asked to close during a tick
+        self.accepting = True  # false from the start of shutdown (readiness)
         self._handlers: dict[type, Callable[[Session, Any], None]] = {
             m.CreateRoom: self._create_room,
             m.JoinRoom: self._join_room,
@@ -187,6 +188,7 @@ class GameService:
 
     def shutdown(self) -> None:
         """Close every room (members hear `room_closed` `server_shutdown`) and session."""
+        self.accepting = False
         for room in self.directory:
             self._dispose(room, "server_shutdown")
         for session in list(self.sessions.values()):

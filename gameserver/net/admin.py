@@ -215,6 +215,18 @@ def admin_app(
     app.router.add_post(base + "/{name}/activate", activate)
     app.router.add_post(base + "/{name}/reload", reload)
     app.router.add_get("/v1/game/{appId}/settings", get_settings)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        # Ready while accepting players: false once shutdown has begun.
+        if service.accepting:
+            return web.json_response({"status": "ready", "rooms": len(service.directory)})
+        return web.json_response({"status": "shutting_down"}, status=503)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_patch("/v1/game/{appId}/settings", patch_settings)
     app.router.add_delete(base + "/{name}", delete)
     return app

@@ -257,3 +257,15 @@ async def test_per_app_script_limits(server, admin):
     for bad in ({"luaInstructionLimit": 10}, {"luaMemoryLimit": "big"}, {"colour": 1}):
         response = await admin.patch("settings", json=bad)
         assert response.status == 400 and (await response.json())["error"] == "bad_request"
+
+
+async def test_health_and_readiness(start_server):
+    server = await start_server()
+    base = f"http://127.0.0.1:{server.app.admin_port}"
+    async with aiohttp.ClientSession() as http:
+        assert (await (await http.get(base + "/healthz")).json()) == {"status": "alive"}
+        ready = await http.get(base + "/readyz")
+        assert ready.status == 200 and (await ready.json())["status"] == "ready"
+        server.app.service.shutdown()  # what SIGTERM starts with
+        ready = await http.get(base + "/readyz")
+        assert ready.status == 503 and (await ready.json())["status"] == "shutting_down"
