@@ -25,6 +25,9 @@ class Config:
     max_message_bytes: int = 64 * 1024  # larger frames close the socket with 1009
     admin_port: int | None = None  # the admin HTTP API; None: the game port + 1 (0 with port 0)
     max_messages_per_frame: int = 256  # more in one client frame: `bad_request`, none handled
+    messages_per_second: float = 60.0  # per connection; over it: `rate_limited`, message dropped
+    message_burst: int = 120  # messages a quiet connection may send at once
+    abusive_drops: int = 600  # dropped messages (refilled at messages_per_second): close 4029
     max_outbox_bytes: int = 1024 * 1024  # unsent bytes for one client before 4008 slow_consumer
     close_timeout: float = 2.0  # seconds a peer has to answer our close before TCP is cut
     ping_interval: float = 20.0  # keepalive pings; unanswered for as long again: close 1011

@@ -23,6 +23,7 @@ from gameserver.engine import Player, RelayLogic, Room, RoomDirectory, RoomLogic
 from gameserver.errors import BadRequest, RemoteError, RoomError, ScriptError
 from gameserver.protocol import check_text, check_value, get_codec, parse, request_id_of
 from gameserver.protocol import messages as m
+from gameserver.ratelimit import TokenBucket
 from gameserver.scripting.commands import CommandRunner
 from gameserver.scripting.library import SCRIPT_NAME, ScriptLibrary
 from gameserver.scripting.logic import LuaLogic
@@ -108,6 +109,9 @@ class GameService:
             self._pending,
             self.config.max_outbox_bytes,
         )
+        now, limits = self.clock(), self.config
+        session.messages = TokenBucket(limits.messages_per_second, limits.message_burst, now)
+        session.drops = TokenBucket(limits.messages_per_second, limits.abusive_drops, now)
         self.sessions[key] = session
         session.send(
             {
@@ -137,10 +141,14 @@ class GameService:
 
     def receive(self, session: Session, data: bytes | str) -> None:
         """One frame from the client: one message or an array of them, in order."""
+        now = self.clock()
         try:
             decoded = session.codec.decode(data)
-        except BadRequest as exc:
-            session.send(m.error(exc.code, exc.message))
+        except BadRequest as exc:  # counts as one message
+            if session.messages is None or session.messages.take(now):
+                session.send(m.error(exc.code, exc.message))
+            else:
+                self._rate_limited(session, 1, now)
             return
         if type(decoded) is list:
             if len(decoded) > self.config.max_messages_per_frame:
@@ -151,10 +159,32 @@ class GameService:
                     )
                 )
                 return
-            for raw in decoded:
-                self._handle(session, raw)
+            messages = decoded
         else:
-            self._handle(session, decoded)
+            messages = [decoded]
+        dropped = 0
+        for raw in messages:
+            if session.messages is None or session.messages.take(now):
+                self._handle(session, raw)
+            else:
+                dropped += 1
+        if dropped:
+            self._rate_limited(session, dropped, now)
+
+    def _rate_limited(self, session: Session, dropped: int, now: float) -> None:
+        """One `rate_limited` error per frame; sustained flooding closes 4029."""
+        session.send(
+            m.error(
+                "rate_limited",
+                f"{dropped} message(s) dropped: at most {self.config.messages_per_second:g} "
+                f"per second (bursts of {self.config.message_burst})",
+            )
+        )
+        assert session.drops is not None
+        for _ in range(dropped):
+            if not session.drops.take(now):
+                session.close(CloseCode.RATE_LIMITED, "rate_limited")
+                return
 
     def _handle(self, session: Session, raw: Any) -> None:
         try:

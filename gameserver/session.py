@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gameserver.protocol import Codec
+from gameserver.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     from gameserver.engine import Room
@@ -31,6 +32,7 @@ class CloseCode:
     BAD_CLIENT_ID = 4002
     BAD_ENCODING = 4003
     SLOW_CONSUMER = 4008
+    RATE_LIMITED = 4029
     DUPLICATE_CLIENT = 4009
     REPLACED = 4010
 
@@ -46,6 +48,8 @@ class Session:
         "outbox_bytes",
         "max_outbox_bytes",
         "close_request",
+        "messages",
+        "drops",
         "_pending",
     )
 
@@ -69,6 +73,10 @@ class Session:
         # (code, reason) once the server wants this connection closed.
         self.close_request: tuple[int, str] | None = None
         self._pending = pending  # the service's set of sessions with something to flush
+        # Rate limits, set by the service: messages it may send, and how much
+        # more dropping it may cause before it is closed (4029).
+        self.messages: TokenBucket | None = None
+        self.drops: TokenBucket | None = None
 
     def send(self, message: dict[str, Any]) -> None:
         self.push(self.codec.encode(message))

@@ -23,7 +23,7 @@ class Clock:
 def game():
     clock = Clock()
     service = GameService(
-        Config(empty_room_timeout=5.0),
+        Config(empty_room_timeout=5.0, messages_per_second=1e9, message_burst=10**9),
         ScriptLibrary([BUILTIN_SCRIPTS_DIR]),
         clock=clock,
         wall_ms=lambda: int(clock.now * 1000),
@@ -102,3 +102,27 @@ def test_a_slow_reader_is_closed_not_buffered_forever(game):
         send(service, a, {"type": "ping", "requestId": 1, "clientTime": 1})
     assert a.close_request == (CloseCode.SLOW_CONSUMER, "slow_consumer")
     assert a.outbox_bytes == 0
+
+
+def test_a_flooding_connection_is_rate_limited_then_closed():
+    clock = Clock()
+    service = GameService(
+        Config(messages_per_second=10, message_burst=20, abusive_drops=30),
+        ScriptLibrary([BUILTIN_SCRIPTS_DIR]),
+        clock=clock,
+        wall_ms=lambda: int(clock.now * 1000),
+    )
+    a = service.open_session("app", "a", None, None)
+    frames(service, a)
+    ping = {"type": "ping", "requestId": 1, "clientTime": 1}
+    send(service, a, *[ping] * 25)  # a burst of 20 passes, 5 are dropped
+    got = frames(service, a)
+    assert [m["type"] for m in got] == ["pong"] * 20 + ["error"]
+    assert got[-1]["code"] == "rate_limited" and "5 message(s) dropped" in got[-1]["message"]
+    clock.now += 1.0  # ten more tokens
+    send(service, a, *[ping] * 10)
+    assert [m["type"] for m in frames(service, a)] == ["pong"] * 10
+    assert a.close_request is None
+    for _ in range(31):  # flooding on: one drop more than the tolerance of 30
+        service.receive(a, b"\xc1")  # garbage counts as a message too
+    assert a.close_request == (CloseCode.RATE_LIMITED, "rate_limited")
