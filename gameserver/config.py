@@ -28,6 +28,9 @@ class Config:
     messages_per_second: float = 60.0  # per connection; over it: `rate_limited`, message dropped
     message_burst: int = 120  # messages a quiet connection may send at once
     abusive_drops: int = 600  # dropped messages (refilled at messages_per_second): close 4029
+    rooms_per_minute: float = 30.0  # room creations per connection; over it: `rate_limited`
+    room_creation_burst: int = 10
+    max_rooms_per_app: int = 10_000  # live rooms; over it create_room gets `too_many_rooms`
     max_outbox_bytes: int = 1024 * 1024  # unsent bytes for one client before 4008 slow_consumer
     close_timeout: float = 2.0  # seconds a peer has to answer our close before TCP is cut
     ping_interval: float = 20.0  # keepalive pings; unanswered for as long again: close 1011

@@ -112,6 +112,9 @@ class GameService:
         now, limits = self.clock(), self.config
         session.messages = TokenBucket(limits.messages_per_second, limits.message_burst, now)
         session.drops = TokenBucket(limits.messages_per_second, limits.abusive_drops, now)
+        session.creations = TokenBucket(
+            limits.rooms_per_minute / 60, limits.room_creation_burst, now
+        )
         self.sessions[key] = session
         session.send(
             {
@@ -297,6 +300,15 @@ class GameService:
         self._check_metadata(cfg.metadata)
         if self.directory.exists(session.app_id, room_id):
             raise RoomError(f"room {room_id!r} already exists", code="room_exists")
+        if self.directory.count(session.app_id) >= limits.max_rooms_per_app:
+            raise RoomError(
+                f"this app has {limits.max_rooms_per_app} rooms already", code="too_many_rooms"
+            )
+        if session.creations is not None and not session.creations.take(self.clock()):
+            raise RoomError(
+                f"at most {limits.rooms_per_minute:g} new rooms per minute per connection",
+                code="rate_limited",
+            )
         room_config = {
             "roomId": room_id,
             "categoryId": cfg.category_id,

@@ -50,6 +50,7 @@ class Session:
         "close_request",
         "messages",
         "drops",
+        "creations",
         "_pending",
     )
 
@@ -77,6 +78,7 @@ class Session:
         # more dropping it may cause before it is closed (4029).
         self.messages: TokenBucket | None = None
         self.drops: TokenBucket | None = None
+        self.creations: TokenBucket | None = None  # rooms it may create
 
     def send(self, message: dict[str, Any]) -> None:
         self.push(self.codec.encode(message))

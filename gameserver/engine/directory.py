@@ -18,6 +18,7 @@ __all__ = ["RoomDirectory"]
 class RoomDirectory:
     def __init__(self) -> None:
         self._rooms: dict[tuple[str, str], Room] = {}
+        self._per_app: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -30,6 +31,7 @@ class RoomDirectory:
         if key in self._rooms:
             raise RoomError(f"room {room.id!r} already exists", code="room_exists")
         self._rooms[key] = room
+        self._per_app[room.app_id] = self._per_app.get(room.app_id, 0) + 1
 
     def exists(self, app_id: str, room_id: str) -> bool:
         return (app_id, room_id) in self._rooms
@@ -41,7 +43,11 @@ class RoomDirectory:
         return room
 
     def remove(self, room: Room) -> None:
-        self._rooms.pop((room.app_id, room.id), None)
+        if self._rooms.pop((room.app_id, room.id), None) is not None:
+            self._per_app[room.app_id] -= 1
+
+    def count(self, app_id: str) -> int:
+        return self._per_app.get(app_id, 0)
 
     def listing(self, app_id: str, category_id: str | None) -> list[Room]:
         return [

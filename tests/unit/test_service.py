@@ -126,3 +126,35 @@ def test_a_flooding_connection_is_rate_limited_then_closed():
     for _ in range(31):  # flooding on: one drop more than the tolerance of 30
         service.receive(a, b"\xc1")  # garbage counts as a message too
     assert a.close_request == (CloseCode.RATE_LIMITED, "rate_limited")
+
+
+def test_room_creation_is_rate_limited_per_connection_and_capped_per_app():
+    clock = Clock()
+    service = GameService(
+        Config(rooms_per_minute=6, room_creation_burst=2, max_rooms_per_app=3),
+        ScriptLibrary([BUILTIN_SCRIPTS_DIR]),
+        clock=clock,
+        wall_ms=lambda: int(clock.now * 1000),
+    )
+    a = service.open_session("app", "a", None, None)
+
+    def create(room_id):
+        send(
+            service, a, {"type": "create_room", "requestId": room_id, "config": {"roomId": room_id}}
+        )
+        reply = frames(service, a)[-1]
+        if reply["type"] == "joined":
+            send(service, a, {"type": "leave_room", "requestId": 0})
+            frames(service, a)
+        return reply["type"] if reply["type"] == "joined" else reply["code"]
+
+    frames(service, a)
+    assert [create(r) for r in ("r1", "r2", "r3")] == ["joined", "joined", "rate_limited"]
+    clock.now += 10  # one more creation allowed (6 per minute)
+    assert create("r3") == "joined"
+    clock.now += 10
+    assert create("r4") == "too_many_rooms"  # three live rooms in this app already
+    b = service.open_session("other-app", "b", None, None)
+    frames(service, b)
+    send(service, b, {"type": "create_room", "requestId": 1, "config": {"roomId": "r4"}})
+    assert frames(service, b)[-1]["type"] == "joined"  # the cap is per app
