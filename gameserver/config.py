@@ -61,4 +61,5 @@ class Config:
     lua_memory_limit: int = 32 * 1024 * 1024
     lua_instruction_limit: int = 1_000_000  # VM instructions per hook call
     lua_tick_instruction_limit: int = 2_000_000  # all of one tick's hook calls together
+    script_log_lines_per_second: int = 10  # room:log, per room; more are dropped and counted
     max_failing_ticks: int = 10  # a room whose script fails this many ticks in a row closes

@@ -332,11 +332,7 @@ class GameService:
                 tick_instruction_limit=settings.get(
                     "luaTickInstructionLimit", limits.lua_tick_instruction_limit
                 ),
-                commands=CommandRunner(
-                    max_metadata_entries=limits.max_metadata_entries,
-                    max_key=limits.max_id_length,
-                    max_value=limits.max_metadata_value_length,
-                ),
+                commands=CommandRunner(limits),
             )
         room = Room(
             room_id=room_id,

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from gameserver.config import Config
 from gameserver.engine import Room
 from gameserver.errors import ScriptError
 
 __all__ = ["CommandRunner", "SERVER_ID"]
 
 SERVER_ID = "$server"  # the clientId of actions a script broadcasts or sends
-LOG_LINES_PER_SECOND = 10  # per room; more are dropped and counted
 
 log = logging.getLogger("gameserver.script")
 
@@ -32,10 +32,11 @@ def _server_action(room: Room, action_type: str, data: Any) -> dict[str, Any]:
 
 
 class CommandRunner:
-    def __init__(self, *, max_metadata_entries: int, max_key: int, max_value: int) -> None:
-        self._max_entries = max_metadata_entries
-        self._max_key = max_key
-        self._max_value = max_value
+    def __init__(self, config: Config) -> None:
+        self._max_entries = config.max_metadata_entries
+        self._max_key = config.max_id_length
+        self._max_value = config.max_metadata_value_length
+        self._max_log_lines = config.script_log_lines_per_second
         self._log_window = -1
         self._log_lines = 0
         self._log_dropped = 0
@@ -86,7 +87,7 @@ class CommandRunner:
                     self._log_dropped,
                 )
             self._log_window, self._log_lines, self._log_dropped = window, 0, 0
-        if self._log_lines >= LOG_LINES_PER_SECOND:
+        if self._log_lines >= self._max_log_lines:
             self._log_dropped += 1
             return
         self._log_lines += 1

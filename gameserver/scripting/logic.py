@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gameserver.config import Config
 from gameserver.engine import Change, Player, Room
 from gameserver.errors import ScriptError
 from gameserver.scripting.commands import CommandRunner
@@ -32,9 +33,7 @@ class LuaLogic:
         commands: CommandRunner | None = None,
     ) -> None:
         self.name = name
-        self.commands = commands or CommandRunner(
-            max_metadata_entries=32, max_key=64, max_value=256
-        )
+        self.commands = commands or CommandRunner(Config())
         self.room_id = room_id
         self.memory_limit = memory_limit
         self.instruction_limit = instruction_limit
