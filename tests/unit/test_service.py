@@ -19,16 +19,21 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def game():
+def make_game(**config) -> tuple[GameService, Clock]:
+    """A service on a manual clock, with these Config overrides."""
     clock = Clock()
     service = GameService(
-        Config(empty_room_timeout=5.0, messages_per_second=1e9, message_burst=10**9),
+        Config(**config),
         ScriptLibrary([BUILTIN_SCRIPTS_DIR]),
         clock=clock,
         wall_ms=lambda: int(clock.now * 1000),
     )
     return service, clock
+
+
+@pytest.fixture
+def game():
+    return make_game(empty_room_timeout=5.0, messages_per_second=1e9, message_burst=10**9)
 
 
 def frames(service, session):
@@ -105,13 +110,7 @@ def test_a_slow_reader_is_closed_not_buffered_forever(game):
 
 
 def test_a_flooding_connection_is_rate_limited_then_closed():
-    clock = Clock()
-    service = GameService(
-        Config(messages_per_second=10, message_burst=20, abusive_drops=30),
-        ScriptLibrary([BUILTIN_SCRIPTS_DIR]),
-        clock=clock,
-        wall_ms=lambda: int(clock.now * 1000),
-    )
+    service, clock = make_game(messages_per_second=10, message_burst=20, abusive_drops=30)
     a = service.open_session("app", "a", None, None)
     frames(service, a)
     ping = {"type": "ping", "requestId": 1, "clientTime": 1}
@@ -129,13 +128,7 @@ def test_a_flooding_connection_is_rate_limited_then_closed():
 
 
 def test_room_creation_is_rate_limited_per_connection_and_capped_per_app():
-    clock = Clock()
-    service = GameService(
-        Config(rooms_per_minute=6, room_creation_burst=2, max_rooms_per_app=3),
-        ScriptLibrary([BUILTIN_SCRIPTS_DIR]),
-        clock=clock,
-        wall_ms=lambda: int(clock.now * 1000),
-    )
+    service, clock = make_game(rooms_per_minute=6, room_creation_burst=2, max_rooms_per_app=3)
     a = service.open_session("app", "a", None, None)
 
     def create(room_id):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from lua_mirror import Room, steps_source
@@ -20,6 +21,7 @@ def make_script() -> Iterator[Callable[..., LuaRoomScript]]:
         name: str = "test.lua",
         memory_limit: int = 16 << 20,
         instruction_limit: int = 200_000,
+        **options: Any,
     ) -> LuaRoomScript:
         script = LuaRoomScript(
             name,
@@ -27,6 +29,7 @@ def make_script() -> Iterator[Callable[..., LuaRoomScript]]:
             room_id="room-1",
             memory_limit=memory_limit,
             instruction_limit=instruction_limit,
+            **options,
         )
         scripts.append(script)
         return script

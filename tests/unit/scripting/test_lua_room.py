@@ -216,18 +216,10 @@ def test_a_lost_batch_is_followed_by_the_whole_state(make_script):
     assert script.tick(1 / 64, 3) == ([], None)
 
 
-def test_dispose_runs_the_ondispose_hook():
+def test_dispose_runs_the_ondispose_hook(make_script):
     from gameserver.errors import ScriptError
-    from gameserver.scripting.lua_room import LuaRoomScript
 
-    script = LuaRoomScript(
-        "bye.lua",
-        "function onDispose(room) error('bye from ' .. room.id) end",
-        room_id="r1",
-        memory_limit=32 << 20,
-        instruction_limit=100_000,
-    )
+    script = make_script("function onDispose(room) error('bye from ' .. room.id) end")
     with pytest.raises(ScriptError) as err:
         script.dispose()
-    assert err.value.hook == "onDispose" and "bye from r1" in str(err.value)
-    script.close()
+    assert err.value.hook == "onDispose" and "bye from room-1" in str(err.value)
