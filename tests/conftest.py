@@ -28,6 +28,12 @@ class LiveServer:
     def client(self, client_id: str, **kwargs) -> GameClient:
         return GameClient(self.url, self.public_key, client_id, **kwargs)
 
+    def add_script(self, name: str, source: str) -> Path:
+        """Write `name`.lua into the server's first scripts folder (the test's own)."""
+        path = self.app.config.scripts_dirs[0] / f"{name}.lua"
+        path.write_text(source)
+        return path
+
 
 ServerFactory = Callable[..., "AsyncIterator[LiveServer]"]
 

@@ -175,8 +175,7 @@ async def test_live_reload_swaps_hooks_and_keeps_the_state(server, admin):
 
 async def test_a_reload_that_fails_to_load_leaves_the_room_on_the_old_version(start_server):
     server = await start_server()
-    script = server.app.config.scripts_dirs[0] / "filed.lua"
-    script.write_text(COUNTER_V1)
+    script = server.add_script("filed", COUNTER_V1)
     player = server.client("p")
     await player.connect()
     await player.create_room(room_id="r", script_name="filed")

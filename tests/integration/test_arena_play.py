@@ -103,7 +103,7 @@ async def test_a_late_joiner_gets_a_snapshot_then_the_next_deltas(clients):
 
 async def test_a_script_with_a_syntax_error_reports_and_the_room_ticks_on(start_server):
     server = await start_server()
-    (server.app.config.scripts_dirs[0] / "broken.lua").write_text("function onTick(room\n  x = \n")
+    server.add_script("broken", "function onTick(room\n  x = \n")
     a = server.client("a")
     await a.connect()
     error = a.expect("error", code="script_error")
@@ -120,12 +120,13 @@ async def test_a_script_with_a_syntax_error_reports_and_the_room_ticks_on(start_
 
 async def test_a_failing_hook_reports_script_error_and_the_room_goes_on(start_server):
     server = await start_server()
-    (server.app.config.scripts_dirs[0] / "flaky.lua").write_text(
+    server.add_script(
+        "flaky",
         "function onInit(room) room.state.n = 0 end\n"
         "function onAction(room, id, action)\n"
         "  if action.type == 'boom' then error('kaboom') end\n"
         "  room.state.n = room.state.n + 1\n"
-        "end\n"
+        "end\n",
     )
     a = server.client("a")
     await a.connect()
@@ -155,8 +156,8 @@ async def test_the_client_resyncs_after_a_version_gap(clients, server):
 
 async def test_an_oninit_error_reaches_the_creator(start_server):
     server = await start_server()
-    (server.app.config.scripts_dirs[0] / "badinit.lua").write_text(
-        'function onInit(room)\n  room.state.a = 1\n  error("init broke")\nend\n'
+    server.add_script(
+        "badinit", 'function onInit(room)\n  room.state.a = 1\n  error("init broke")\nend\n'
     )
     a = server.client("a")
     await a.connect()
@@ -171,12 +172,13 @@ async def test_an_oninit_error_reaches_the_creator(start_server):
 
 async def test_scripts_see_the_tick_that_applies_an_action(start_server):
     server = await start_server()
-    (server.app.config.scripts_dirs[0] / "echo.lua").write_text(
+    server.add_script(
+        "echo",
         "function onAction(room, id, action)\n"
         "  room.state.seen = room.tick\n"
         "  room.state.roll = math.random(1, 1000000000)\n"
         "  return true\n"
-        "end\n"
+        "end\n",
     )
     rolls = []
     for n in range(2):
@@ -202,9 +204,7 @@ async def test_a_script_name_outside_the_file_name_alphabet_is_a_bad_request(cli
 
 async def test_a_room_whose_script_fails_ten_ticks_in_a_row_closes(start_server):
     server = await start_server(max_failing_ticks=10)
-    (server.app.config.scripts_dirs[0] / "doomed.lua").write_text(
-        "function onTick(room, dt, tick)\n  error('always')\nend\n"
-    )
+    server.add_script("doomed", "function onTick(room, dt, tick)\n  error('always')\nend\n")
     a = server.client("a")
     await a.connect()
     closed = a.expect("room_closed")
@@ -233,7 +233,7 @@ end
 
 async def test_join_attempt_and_chat_hooks(start_server):
     server = await start_server()
-    (server.app.config.scripts_dirs[0] / "gate.lua").write_text(GATE)
+    server.add_script("gate", GATE)
     owner, red, blue = server.client("owner"), server.client("red"), server.client("blue")
     for client in (owner, red, blue):
         await client.connect()
@@ -263,9 +263,7 @@ async def test_an_infinite_loop_room_beside_a_measured_room(start_server):
     default budget: about 1 ms of looping per tick here, so that a slow CI
     machine cannot make one budget-sized hook call longer than a tick period.)"""
     server = await start_server(lua_instruction_limit=250_000)
-    (server.app.config.scripts_dirs[0] / "spin.lua").write_text(
-        "function onTick(room) while true do end end\n"
-    )
+    server.add_script("spin", "function onTick(room) while true do end end\n")
     watcher, spinner = server.client("watcher"), server.client("spinner")
     await watcher.connect()
     await spinner.connect()
@@ -293,9 +291,10 @@ async def test_an_infinite_loop_room_beside_a_measured_room(start_server):
 
 async def test_a_room_out_of_memory_closes_at_once(start_server):
     server = await start_server(lua_memory_limit=4 * 1024 * 1024)
-    (server.app.config.scripts_dirs[0] / "hog.lua").write_text(
+    server.add_script(
+        "hog",
         "hoard = {}\nfunction onTick(room)\n"
-        "  for i = 1, 20000 do hoard[#hoard + 1] = {i} end\nend\n"
+        "  for i = 1, 20000 do hoard[#hoard + 1] = {i} end\nend\n",
     )
     a = server.client("a")
     await a.connect()

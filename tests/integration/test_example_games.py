@@ -66,7 +66,7 @@ end
 
 async def test_the_room_api_kick_lock_send_time_players(start_server, caplog):
     server = await start_server()
-    (server.app.config.scripts_dirs[0] / "api.lua").write_text(ROOM_API)
+    server.add_script("api", ROOM_API)
     a, b, c = server.client("a"), server.client("b"), server.client("c")
     for client in (a, b, c):
         await client.connect()
