@@ -81,6 +81,12 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.lua_memory_limit // (1024 * 1024),
         help="memory cap of each room's Lua runtime, in MiB",
     )
+    p.add_argument(
+        "--reconnect-grace",
+        type=float,
+        default=_DEFAULTS.reconnect_grace,
+        help="seconds a dropped player's seat is held for it to come back (0: leave at once)",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return p
 
@@ -138,6 +144,8 @@ def _config_from(args: argparse.Namespace) -> Config:
         raise SystemExit(
             "gameserver: --lua-instruction-limit must be at least 1000 and --lua-memory-mb 1..4096"
         )
+    if not 0 <= args.reconnect_grace <= 3600:
+        raise SystemExit("gameserver: --reconnect-grace must be 0..3600 seconds")
     return Config(
         host=args.host,
         port=args.port,
@@ -148,6 +156,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         max_message_bytes=args.max_message_bytes,
         lua_instruction_limit=args.lua_instruction_limit,
         lua_memory_limit=args.lua_memory_mb * 1024 * 1024,
+        reconnect_grace=args.reconnect_grace,
     )
 
 

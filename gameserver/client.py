@@ -9,8 +9,13 @@
     await client.disconnect()
 
 It keeps `state` (the SDK's GameState) current by applying each delta, and
-asks for a fresh snapshot when it sees a version gap. Event names are the
-SDK's: onConnect, onDisconnect, onStateUpdate, onDelta, onAction,
+asks for a fresh snapshot when it sees a version gap. Like the SDK it
+reconnects by itself when the connection drops (`auto_reconnect`, at most
+`max_reconnect_attempts` tries, waiting `reconnect_interval` seconds doubled
+at each try, with jitter) and takes its seat back: `join_room` with
+`lastVersion` gets just the deltas it missed (`resumed`), or a snapshot.
+Event names are the SDK's: onConnect (again after each reconnect, once back
+in the room), onDisconnect, onStateUpdate, onDelta, onAction,
 onPlayerJoined, onPlayerLeft, onChat, onError, onPong, plus onRoomClosed.
 """
 
@@ -21,6 +26,7 @@ import collections
 import copy
 import inspect
 import itertools
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +34,7 @@ from urllib.parse import urlencode
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from gameserver import _accel
 from gameserver.errors import PathError
@@ -50,6 +56,12 @@ EVENTS = (
 )
 
 
+# Close codes after which reconnecting cannot help (docs/protocol.md): the
+# client asked to close, or the server refused something about the client.
+NO_RECONNECT = frozenset({1000, 1002, 1007, 1009, 4001, 4002, 4003, 4009, 4010, 4029})
+MAX_RECONNECT_DELAY = 30.0
+
+
 class GameError(Exception):
     """An `error` reply to one of this client's requests."""
 
@@ -68,6 +80,9 @@ class GameClient:
         *,
         encoding: str = "msgpack",
         request_timeout: float = 10.0,
+        auto_reconnect: bool = True,
+        max_reconnect_attempts: int = 5,
+        reconnect_interval: float = 1.0,
     ) -> None:
         if encoding not in ("msgpack", "json"):
             raise ValueError("encoding must be msgpack or json")
@@ -76,6 +91,11 @@ class GameClient:
         self.client_id = client_id
         self.encoding = encoding
         self.request_timeout = request_timeout
+        self.auto_reconnect = auto_reconnect
+        self.max_reconnect_attempts = max_reconnect_attempts
+        self.reconnect_interval = reconnect_interval
+        self.reconnects = 0  # connections taken back after a drop
+        self.resumes = 0  # ... of which got back into the room with only the missed deltas
         self.state: dict[str, Any] | None = None  # GameState of the current room
         self.room_id: str | None = None
         self.resume_token: str | None = None
@@ -91,6 +111,9 @@ class GameClient:
         self._changed = asyncio.Event()
         self._connected: asyncio.Future[dict[str, Any]] | None = None
         self._resyncing = False
+        self._closing = False  # disconnect() was called: do not reconnect
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._join_metadata: dict[str, str] = {}
         self._watchers: list[tuple[str, dict[str, Any], asyncio.Future[dict[str, Any]]]] = []
         if encoding == "msgpack":
             self._encode = msgspec.msgpack.encode
@@ -122,6 +145,13 @@ class GameClient:
     async def connect(self, room_id: str | None = None, *, resume: bool = False) -> None:
         """Open the socket and wait for `connected`; then join `room_id` if given.
         With `resume=True` the stored resume token takes over a live session."""
+        self._closing = False
+        await self._open(resume)
+        self._emit("onConnect")
+        if room_id is not None:
+            await self.join_room(room_id)
+
+    async def _open(self, resume: bool) -> dict[str, Any]:
         query = {
             "public_key": self.public_key,
             "client_id": self.client_id,
@@ -137,11 +167,47 @@ class GameClient:
         self._reader = asyncio.create_task(self._read(self._ws))
         hello = await asyncio.wait_for(asyncio.shield(self._connected), self.request_timeout)
         self.resume_token = hello["resumeToken"]
-        self._emit("onConnect")
-        if room_id is not None:
-            await self.join_room(room_id)
+        return hello
+
+    async def _reconnect(self) -> None:
+        """Back off, reconnect, take the room back; give up after the last try."""
+        for attempt in range(self.max_reconnect_attempts):
+            delay = min(MAX_RECONNECT_DELAY, self.reconnect_interval * 2**attempt)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # jitter: not all at once
+            if self._closing:
+                return
+            try:
+                await self._open(resume=True)
+            except (OSError, InvalidHandshake):  # refused, timed out, or no server yet
+                continue
+            self.reconnects += 1
+            if self.room_id is not None and not await self._rejoin(self.room_id):
+                continue  # dropped again before it got back in
+            self._emit("onConnect")
+            return
+        self._emit("onError", {"code": "reconnect_failed", "message": "gave up reconnecting"})
+
+    async def _rejoin(self, room_id: str) -> bool:
+        """Take the seat back; False when the connection dropped meanwhile."""
+        fields: dict[str, Any] = {"roomId": room_id, "metadata": self._join_metadata}
+        if self.state is not None:
+            fields["lastVersion"] = self.state["version"]
+        try:
+            reply = await self.request("join_room", **fields)
+        except GameError:  # the room is gone, or full after the seat was lost
+            self.room_id = None
+            self.state = None
+            return True
+        except OSError:
+            return False
+        if reply["type"] == "resumed":
+            self.resumes += 1
+        return True
 
     async def disconnect(self) -> None:
+        self._closing = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
@@ -186,6 +252,7 @@ class GameClient:
         self, room_id: str, metadata: dict[str, str] | None = None
     ) -> dict[str, Any]:
         reply = await self.request("join_room", roomId=room_id, metadata=metadata or {})
+        self._join_metadata = dict(metadata or {})
         return dict(reply["state"])
 
     async def leave_room(self) -> None:
@@ -284,6 +351,14 @@ class GameClient:
                 self._connected.set_exception(ConnectionError(f"connection closed ({code})"))
             self._changed.set()
             self._emit("onDisconnect", code)
+            if (
+                self.auto_reconnect
+                and not self._closing
+                and code not in NO_RECONNECT
+                and ws is self._ws
+                and (self._reconnecting is None or self._reconnecting.done())
+            ):
+                self._reconnecting = asyncio.ensure_future(self._reconnect())
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         self.inbox.append(message)
@@ -302,6 +377,8 @@ class GameClient:
             self._emit("onError", message)
         elif kind == "delta":
             self._on_delta(message["delta"])
+        elif kind == "resumed":
+            self._resyncing = False  # the missed deltas follow, in this frame
         elif kind in ("joined", "state"):
             # Taken here, in stream order: the deltas after it in this frame build on it.
             self._take_snapshot(message)

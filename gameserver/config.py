@@ -31,7 +31,16 @@ class Config:
     rooms_per_minute: float = 30.0  # room creations per connection; over it: `rate_limited`
     room_creation_burst: int = 10
     max_rooms_per_app: int = 10_000  # live rooms; over it create_room gets `too_many_rooms`
-    max_outbox_bytes: int = 1024 * 1024  # unsent bytes for one client before 4008 slow_consumer
+    # A client's outgoing backlog while its socket does not take more: over
+    # either bound it falls behind (its backlog is dropped, it gets no room
+    # traffic, and one fresh `state` snapshot once its socket drains).
+    max_outbox_bytes: int = 256 * 1024
+    max_outbox_messages: int = 4096
+    slow_consumer_deadline: float = 5.0  # seconds a socket may stay full before 4008 slow_consumer
+    # The kernel's send buffer per connection (SO_SNDBUF; None: the kernel's
+    # autotuning, up to several MiB each). A bound keeps kernel memory per
+    # client known and lets a stalled reader show up as one within seconds.
+    send_buffer_bytes: int | None = 256 * 1024
     close_timeout: float = 2.0  # seconds a peer has to answer our close before TCP is cut
     ping_interval: float = 20.0  # keepalive pings; unanswered for as long again: close 1011
 
@@ -48,6 +57,8 @@ class Config:
     empty_room_timeout: float = 30.0  # seconds an empty room lives before it is disposed
     max_actions_per_tick: int = 1024  # per room; more are refused with `rate_limited`
     max_listed_rooms: int = 200  # rooms in one `list_rooms` reply, newest first
+    reconnect_grace: float = 20.0  # seconds a dropped player's seat is held for it to come back
+    resume_history_seconds: float = 4.0  # deltas a room keeps for resuming players (per tick rate)
 
     # Identifiers and sizes a client may send
     max_id_length: int = 64  # roomId, categoryId, scriptName

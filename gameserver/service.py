@@ -4,14 +4,24 @@ The I/O layer (gameserver.net) calls `open_session` when a socket is
 accepted, `receive` with each frame's payload, `close_session` when a socket
 ends, and `run_ticks(now)` when `next_deadline()` comes. After each call it
 flushes `take_pending()`: every session with a frame to send or a close to
-perform. Nothing here reads a clock by itself: `clock` (monotonic seconds)
-and `wall_ms` (epoch milliseconds) are injected.
+perform, and `caught_up` when a session that fell behind can take data again.
+Nothing here reads a clock by itself: `clock` (monotonic seconds) and
+`wall_ms` (epoch milliseconds) are injected.
+
+Seats outlive sockets: a connection that ends without `leave_room` leaves its
+player in the room for `reconnect_grace` seconds (`_held`); when the grace
+ends the player leaves with reason `timeout`. A new connection of the same
+client id takes the seat back at once (`connected` names the room), but gets
+nothing from the room until it asks: `join_room` with `lastVersion` for just
+the deltas it missed, or `get_state` / `join_room` for a snapshot. Until then
+its Player's `conn` stays None (the session is "parked").
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import math
 import re
 import secrets
 import time
@@ -67,7 +77,11 @@ class GameService:
         self._pending: dict[Session, None] = {}
         self._emptying: dict[Room, None] = {}
         self._doomed: dict[Room, str] = {}  # rooms that asked to close during a tick
+        # Seats of dropped players: (app, client) -> (room, monotonic deadline).
+        # One grace for all, so insertion order is deadline order.
+        self._held: dict[tuple[str, str], tuple[Room, float]] = {}
         self.accepting = True  # false from the start of shutdown (readiness)
+        self.resumes = {"resumed": 0, "snapshot": 0}  # players back in their held seat, by path
         self._handlers: dict[type, Callable[[Session, Any], None]] = {
             m.CreateRoom: self._create_room,
             m.JoinRoom: self._join_room,
@@ -99,7 +113,7 @@ class GameService:
                 existing.resume_token.encode(), resume_token.encode("utf-8", "replace")
             ):
                 raise Refused(CloseCode.DUPLICATE_CLIENT, "client_id is already connected")
-            self.close_session(existing, "replaced")
+            self.close_session(existing)  # its seat is held for this connection
             existing.close(CloseCode.REPLACED, "replaced by a newer connection")
         session = Session(
             app_id,
@@ -108,6 +122,7 @@ class GameService:
             secrets.token_urlsafe(18),
             self._pending,
             self.config.max_outbox_bytes,
+            self.config.max_outbox_messages,
         )
         now, limits = self.clock(), self.config
         session.messages = TokenBucket(limits.messages_per_second, limits.message_burst, now)
@@ -116,24 +131,49 @@ class GameService:
             limits.rooms_per_minute / 60, limits.room_creation_burst, now
         )
         self.sessions[key] = session
-        session.send(
-            {
-                "type": "connected",
-                "clientId": client_id,
-                "serverTime": self.wall_ms(),
-                "protocolVersion": PROTOCOL_VERSION,
-                "resumeToken": session.resume_token,
-            }
-        )
+        hello = {
+            "type": "connected",
+            "clientId": client_id,
+            "serverTime": self.wall_ms(),
+            "protocolVersion": PROTOCOL_VERSION,
+            "resumeToken": session.resume_token,
+        }
+        held = self._held.pop(key, None)
+        if held is not None:  # back in its seat, parked until it asks for the room
+            room = session.room = held[0]
+            hello["roomId"] = room.id
+            room.reconnect(client_id)
+            room.settle()
+        session.send(hello)
         return session
 
-    def close_session(self, session: Session, reason: str = "disconnected") -> None:
-        """The socket is gone (or replaced): the player leaves its room at once."""
+    def close_session(self, session: Session, *, left: bool = False) -> None:
+        """The socket is gone (or replaced): the player's seat is held for
+        `reconnect_grace` seconds. It leaves at once (reason `disconnected`)
+        when the client closed on purpose (`left`: close code 1000) or there
+        is no grace."""
         key = (session.app_id, session.client_id)
         if self.sessions.get(key) is session:
             del self.sessions[key]
-        if session.room is not None:
-            self._leave(session, reason)
+        room = session.room
+        if room is None:
+            return
+        if left or self.config.reconnect_grace <= 0 or room.closed:
+            self._leave(session, "disconnected")
+            return
+        session.room = None
+        self._held[key] = (room, self.clock() + self.config.reconnect_grace)
+        room.disconnect(session.client_id)
+
+    def caught_up(self, session: Session) -> None:
+        """The socket of a session that fell behind takes data again: instead
+        of the backlog it lost, one fresh snapshot restarts its chain."""
+        session.behind = False
+        room = session.room
+        if room is not None:
+            session.send(
+                {"type": "state", "roomId": room.id, "state": room.snapshot(self.wall_ms())}
+            )
 
     def take_pending(self) -> list[Session]:
         pending = list(self._pending)
@@ -208,6 +248,8 @@ class GameService:
 
     def run_ticks(self, now: float) -> int:
         self._dispose_doomed()  # doomed between ticks (a join hook ran out of memory)
+        if self._held:  # before the tick, which then carries what leaving changed
+            self._release_expired_seats(now)
         ran = self.scheduler.run_due(now)
         self._dispose_doomed()
         if self._emptying:
@@ -218,6 +260,18 @@ class GameService:
                 elif now - room.empty_since >= timeout:
                     self._dispose(room, "empty")
         return ran
+
+    def _release_expired_seats(self, now: float) -> None:
+        for key, (room, deadline) in list(self._held.items()):
+            if deadline > now:
+                break  # the rest were held later
+            del self._held[key]
+            self._vacate(room, key[1], "timeout")
+
+    def _vacate(self, room: Room, client_id: str, reason: str) -> None:
+        room.leave(client_id, reason, self.clock())
+        if not room.members and not room.closed:
+            self._emptying[room] = None
 
     def shutdown(self) -> None:
         """Close every room (members hear `room_closed` `server_shutdown`) and session."""
@@ -248,9 +302,10 @@ class GameService:
 
     def _kick(self, room: Room, client_id: str, reason: str) -> None:
         player = room.members[client_id]
-        session: Session | None = player.conn
-        if session is None or session.room is not room:
-            room.leave(client_id, "kicked", self.clock())
+        session = self.sessions.get((room.app_id, client_id))
+        if session is None or session.room is not room:  # its seat was held
+            self._held.pop((room.app_id, client_id), None)
+            self._vacate(room, client_id, "kicked")
             return
         session.send(
             {
@@ -274,9 +329,14 @@ class GameService:
 
     def _dispose(self, room: Room, reason: str) -> None:
         room.close(reason)
-        for player in room.members.values():
-            if player.conn is not None:
-                player.conn.room = None
+        for client_id in room.members:
+            session = self.sessions.get((room.app_id, client_id))
+            if session is not None and session.room is room:
+                session.room = None
+        for client_id in room.members:
+            held = self._held.get((room.app_id, client_id))
+            if held is not None and held[0] is room:
+                del self._held[(room.app_id, client_id)]
         self.directory.remove(room)
         self.scheduler.remove(room)
         self._emptying.pop(room, None)
@@ -349,6 +409,7 @@ class GameService:
             max_failing_ticks=limits.max_failing_ticks,
             on_doomed=self._doom,
             on_kick=self._kick,
+            history_ticks=math.ceil(limits.resume_history_seconds * tick_rate),
         )
         self.directory.add(room)
         self.scheduler.add(room, self.clock())
@@ -357,9 +418,13 @@ class GameService:
         self._seat(session, room, {}, msg.request_id)
 
     def _join_room(self, session: Session, msg: m.JoinRoom) -> None:
-        self._not_in_room(session)
         self._check_id(msg.room_id, "roomId")
         self._check_metadata(msg.metadata)
+        parked = self._parked_in(session)
+        if parked is not None and parked.id == msg.room_id:
+            self._reseat(session, parked, msg.last_version, msg.request_id)
+            return
+        self._not_in_room(session)
         room = self.directory.get(session.app_id, msg.room_id)
         self._seat(session, room, msg.metadata, msg.request_id)
 
@@ -379,6 +444,33 @@ class GameService:
                 request_id,
             )
         )
+
+    def _reseat(
+        self, session: Session, room: Room, last_version: int | None, request_id: Any
+    ) -> None:
+        """The parked player asks for its room: `resumed` and exactly the
+        deltas after `last_version` when the room still has them, else a
+        `joined` snapshot. The other members hear nothing: it never left."""
+        missed = None if last_version is None else room.deltas_since(last_version)
+        room.members[session.client_id].conn = session
+        if missed is not None:
+            session.send(
+                m.with_request_id(
+                    {"type": "resumed", "roomId": room.id, "fromVersion": last_version},
+                    request_id,
+                )
+            )
+            for delta in missed:
+                session.send(delta)
+            self.resumes["resumed"] += 1
+            return
+        session.send(
+            m.with_request_id(
+                {"type": "joined", "roomId": room.id, "state": room.snapshot(self.wall_ms())},
+                request_id,
+            )
+        )
+        self.resumes["snapshot"] += 1
 
     def _leave_room(self, session: Session, msg: m.LeaveRoom) -> None:
         room = self._room_of(session)
@@ -408,6 +500,8 @@ class GameService:
 
     def _get_state(self, session: Session, msg: m.GetState) -> None:
         room = self._room_of(session)
+        if self._parked_in(session) is not None:  # the snapshot restarts its chain
+            room.members[session.client_id].conn = session
         session.send(
             m.with_request_id(
                 {"type": "state", "roomId": room.id, "state": room.snapshot(self.wall_ms())},
@@ -440,7 +534,16 @@ class GameService:
             raise RoomError("you are not in a room", code="not_in_room")
         return session.room
 
+    def _parked_in(self, session: Session) -> Room | None:
+        """The room whose seat this session took back without asking for the room yet."""
+        room = session.room
+        if room is not None and room.members[session.client_id].conn is None:
+            return room
+        return None
+
     def _not_in_room(self, session: Session) -> None:
+        if self._parked_in(session) is not None:  # it goes elsewhere: give the seat up
+            self._leave(session, "left")
         if session.room is not None:
             raise RoomError(
                 f"already in room {session.room.id!r}; leave it first", code="already_in_room"

@@ -4,8 +4,12 @@ Invariants:
 - Everything a client is owed between two flushes sits in `outbox` as
   already-encoded messages; `take_frame` glues them into ONE frame (a single
   message, or an array of messages), because each frame costs a syscall.
-- The outbox is bounded (`max_outbox_bytes`): a client that stops reading is
-  asked to close with 4008 `slow_consumer` instead of growing the server.
+- The outbox is bounded (`max_outbox_bytes`, `max_outbox_messages`). It only
+  grows while the client's socket takes nothing more; over the bound the
+  client falls `behind`: its backlog is dropped and room traffic skips it
+  until its socket drains, when the service sends it one fresh snapshot
+  (`GameService.caught_up`). Replies still queue while behind; if even they
+  overflow, the connection is closed with 4008 `slow_consumer`.
 - A message broadcast to a room is encoded once per encoding present among
   its members; every member gets the same bytes.
 """
@@ -47,6 +51,8 @@ class Session:
         "outbox",
         "outbox_bytes",
         "max_outbox_bytes",
+        "max_outbox_messages",
+        "behind",
         "close_request",
         "messages",
         "drops",
@@ -62,6 +68,7 @@ class Session:
         resume_token: str,
         pending: dict[Session, None],
         max_outbox_bytes: int,
+        max_outbox_messages: int = 4096,
     ) -> None:
         self.app_id = app_id
         self.client_id = client_id
@@ -71,6 +78,8 @@ class Session:
         self.outbox: list[bytes] = []
         self.outbox_bytes = 0
         self.max_outbox_bytes = max_outbox_bytes
+        self.max_outbox_messages = max_outbox_messages
+        self.behind = False  # dropped its backlog; gets no room traffic until it drains
         # (code, reason) once the server wants this connection closed.
         self.close_request: tuple[int, str] | None = None
         self._pending = pending  # the service's set of sessions with something to flush
@@ -89,11 +98,15 @@ class Session:
         self.outbox.append(data)
         self.outbox_bytes += len(data)
         # One message larger than the bound still goes out (a big snapshot);
-        # a backlog of several over it means the client is not reading.
-        if self.outbox_bytes > self.max_outbox_bytes and len(self.outbox) > 1:
+        # a backlog of several over it means the client is not keeping up.
+        if (
+            self.outbox_bytes > self.max_outbox_bytes or len(self.outbox) > self.max_outbox_messages
+        ) and len(self.outbox) > 1:
             self.outbox.clear()
             self.outbox_bytes = 0
-            self.close_request = (CloseCode.SLOW_CONSUMER, "slow_consumer")
+            if self.behind:  # even its replies pile up: it is not reading at all
+                self.close_request = (CloseCode.SLOW_CONSUMER, "slow_consumer")
+            self.behind = True
         self._pending[self] = None
 
     def close(self, code: int, reason: str) -> None:
@@ -118,7 +131,7 @@ class Fanout:
         encoded: dict[Codec, bytes] = {}
         for player in room.members.values():
             session: Session | None = player.conn
-            if session is None or player.client_id == exclude:
+            if session is None or session.behind or player.client_id == exclude:
                 continue
             codec = session.codec
             data = encoded.get(codec)
@@ -128,5 +141,5 @@ class Fanout:
 
     def send(self, room: Room, client_id: str, message: dict[str, Any]) -> None:
         player = room.members.get(client_id)
-        if player is not None and player.conn is not None:
+        if player is not None and player.conn is not None and not player.conn.behind:
             player.conn.send(message)

@@ -2,7 +2,8 @@
 
 One interface, implemented per runtime (Lua scripts in gameserver.scripting,
 the relay below for rooms without a script). The room calls, in this order:
-`on_init` once; then between ticks `on_join` / `on_leave`; at each tick
+`on_init` once; then between ticks `on_join` / `on_leave` (and
+`on_disconnect` / `on_reconnect` while a dropped player's seat is held); at each tick
 `on_action` once per queued action in arrival order, then `on_tick`, which
 returns the state changes made since the previous `on_tick` (by any hook);
 `on_dispose` once at the end. `take_changes` returns the changes made since
@@ -35,6 +36,8 @@ class RoomLogic(Protocol):
 
     def on_join(self, room: Room, player: Player) -> None: ...
     def on_leave(self, room: Room, player: Player, reason: str) -> None: ...
+    def on_disconnect(self, room: Room, player: Player) -> None: ...
+    def on_reconnect(self, room: Room, player: Player) -> None: ...
     def on_action(self, room: Room, client_id: str, action: dict[str, Any]) -> bool:
         """True relays the action to every member as an `action` event."""
         ...
@@ -60,6 +63,12 @@ class RelayLogic:
         pass
 
     def on_leave(self, room: Room, player: Player, reason: str) -> None:
+        pass
+
+    def on_disconnect(self, room: Room, player: Player) -> None:
+        pass
+
+    def on_reconnect(self, room: Room, player: Player) -> None:
         pass
 
     def on_action(self, room: Room, client_id: str, action: dict[str, Any]) -> bool:

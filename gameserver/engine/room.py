@@ -9,6 +9,11 @@ Invariants:
   start of the next tick, in arrival order.
 - Members hear about the room through the `RoomSink` only; the room never
   encodes or sends anything itself.
+- The deltas of the last `history_ticks` ticks stay in `history` (frozen as
+  msgpack bytes: the state shares objects with the changes and moves on), so
+  a player who lost its connection can resume from its last version.
+- A member whose connection dropped stays a member (its seat is held) with
+  `conn` None: it gets nothing until it comes back or its owner makes it leave.
 - A room whose logic fails in `max_failing_ticks` ticks in a row asks to be
   closed (reason `script_error`) through `on_doomed`; whoever owns the room
   disposes of it after the tick.
@@ -24,6 +29,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import msgspec
 
 from gameserver import _accel
 from gameserver.engine.logic import RoomLogic
@@ -74,6 +81,7 @@ class Room:
         max_failing_ticks: int = 10,
         on_doomed: Callable[[Room, str], None] | None = None,
         on_kick: Callable[[Room, str, str], None] | None = None,
+        history_ticks: int = 0,
     ) -> None:
         self.id = room_id
         self.app_id = app_id
@@ -101,6 +109,9 @@ class Room:
         self._on_doomed = on_doomed
         self._on_kick = on_kick
         self.locked = False  # a locked room refuses joins (the script decides)
+        # (fromVersion, tick, delta message as msgpack), oldest first.
+        self.history: deque[tuple[int, int, bytes]] = deque()
+        self._history_ticks = history_ticks
 
     # Membership ---------------------------------------------------------
 
@@ -141,6 +152,17 @@ class Room:
         self.sink.broadcast(self, message)  # the leaver is no longer a member
         self.logic.on_leave(self, player, reason)
         return player
+
+    def disconnect(self, client_id: str) -> None:
+        """The member's connection dropped; its seat is held (`conn` is None)."""
+        player = self.members[client_id]
+        player.conn = None
+        self.logic.on_disconnect(self, player)
+
+    def reconnect(self, client_id: str) -> None:
+        """The member whose seat was held has a connection again; it gets
+        room traffic once its owner sets `conn` (when it asks for the room)."""
+        self.logic.on_reconnect(self, self.members[client_id])
 
     def kick(self, client_id: str, reason: str) -> None:
         """Remove a member on the room logic's word; its owner does the leaving
@@ -228,21 +250,40 @@ class Room:
         if not effective:
             return False
         self.version += 1
-        self.sink.broadcast(
-            self,
-            {
-                "type": "delta",
-                "roomId": self.id,
-                "delta": {
-                    "fromVersion": self.version - 1,
-                    "toVersion": self.version,
-                    "tick": self.tick,
-                    "changes": effective,
-                },
+        message = {
+            "type": "delta",
+            "roomId": self.id,
+            "delta": {
+                "fromVersion": self.version - 1,
+                "toVersion": self.version,
+                "tick": self.tick,
+                "changes": effective,
             },
-            exclude,
-        )
+        }
+        self.sink.broadcast(self, message, exclude)
+        if self._history_ticks:
+            self._remember(message)
         return True
+
+    def _remember(self, message: dict[str, Any]) -> None:
+        history = self.history
+        history.append((self.version - 1, self.tick, msgspec.msgpack.encode(message)))
+        oldest = self.tick - self._history_ticks
+        # By age, plus a bound on count (joins add deltas between ticks).
+        while history[0][1] < oldest or len(history) > 4 * self._history_ticks:
+            history.popleft()
+
+    def deltas_since(self, version: int) -> list[dict[str, Any]] | None:
+        """The delta messages from `version` to now, in order, or None when
+        the history no longer reaches back that far (or `version` is not one
+        of this room's)."""
+        if version == self.version:
+            return []
+        history = self.history
+        if not history or not history[0][0] <= version < self.version:
+            return None
+        skip = version - history[0][0]  # versions are consecutive in the history
+        return [msgspec.msgpack.decode(data) for _, _, data in list(history)[skip:]]
 
     # Reports and views ------------------------------------------------------
 

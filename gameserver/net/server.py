@@ -2,15 +2,18 @@
 
 This is the only module that touches asyncio and websockets. It owns no game
 rules: it hands each frame to the GameService, runs the service's ticks when
-their deadline comes, and writes out what the service queued. One writer task
-per connection keeps frames in order and lets a slow reader stall only
-itself (its outbox in the Session is bounded).
+their deadline comes, and writes out what the service queued. Frames go
+straight into the socket while it takes them; once it does not, one writer
+task per connection waits for it, keeping frames in order, so a slow reader
+stalls only itself (its outbox in the Session is bounded, and a socket that
+stays full for `slow_consumer_deadline` is closed with 4008).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from http import HTTPStatus
 from typing import Any
@@ -23,7 +26,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from gameserver.service import GameService, Refused
-from gameserver.session import Session
+from gameserver.session import CloseCode, Session
 from gameserver.storage import App, AppStore
 
 __all__ = ["GameServer", "WS_PATH"]
@@ -65,9 +68,16 @@ class _AppKeys:
 class _Link:
     """One accepted socket and its session; `wake()` after the session got output."""
 
-    def __init__(self, ws: ServerConnection, session: Session, close_timeout: float) -> None:
+    def __init__(
+        self,
+        ws: ServerConnection,
+        session: Session,
+        service: GameService,
+    ) -> None:
         self.ws = ws
-        self._close_timeout = close_timeout
+        self._service = service
+        self._close_timeout = service.config.close_timeout
+        self._deadline = service.config.slow_consumer_deadline
         self.session = session
         self._ready = asyncio.Event()
         self._text = not session.codec.binary
@@ -103,6 +113,8 @@ class _Link:
             or transport.get_write_buffer_size() > ws.write_limit_high
         ):
             return False
+        if self.session.behind:  # it takes data again: a snapshot, not the lost backlog
+            self._service.caught_up(self.session)
         frame = self.session.take_frame()
         if frame is not None:
             if self._text:
@@ -112,16 +124,26 @@ class _Link:
             ws.send_data()
         return True
 
+    def _stuck(self) -> None:
+        """The socket took nothing for the whole deadline: close 4008."""
+        self.session.close(CloseCode.SLOW_CONSUMER, "slow_consumer")
+        self.wake()
+
     async def _write(self) -> None:
         session, ws = self.session, self.ws
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 await self._ready.wait()
                 self._ready.clear()
+                if session.behind:
+                    self._service.caught_up(session)
                 frame = session.take_frame()
                 if frame is not None:
                     self.sending = True
+                    stuck = loop.call_later(self._deadline, self._stuck)
                     await ws.send(frame, text=self._text)
+                    stuck.cancel()
                     self.sending = False
                 if session.close_request is not None and not session.outbox:
                     code, reason = session.close_request
@@ -205,7 +227,12 @@ class GameServer:
         except Refused as refused:
             await ws.close(refused.code, refused.reason)
             return
-        link = self._links[session] = _Link(ws, session, self.service.config.close_timeout)
+        sock = ws.transport.get_extra_info("socket")
+        if self.service.config.send_buffer_bytes is not None and sock is not None:
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, self.service.config.send_buffer_bytes
+            )
+        link = self._links[session] = _Link(ws, session, self.service)
         self.flush()  # `connected`, and the close of a session this one replaced
         log.info(
             "connection open app=%s client=%s peer=%s", app.app_id, session.client_id, _peer(ws)
@@ -218,7 +245,10 @@ class GameServer:
         except ConnectionClosed:
             pass
         finally:
-            self.service.close_session(session)
+            closed = ws.protocol.close_rcvd
+            # 1000 is a client closing on purpose (the SDK's disconnect()):
+            # its player leaves; any other end holds the seat for a reconnect.
+            self.service.close_session(session, left=closed is not None and closed.code == 1000)
             self.flush()
             self._links.pop(session, None)
             link.wake()  # let the writer see the socket is closed

@@ -56,6 +56,9 @@ class CreateRoom(_Message, tag="create_room"):
 class JoinRoom(_Message, tag="join_room"):
     room_id: str
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    # The version the client holds of this room, when it comes back after a
+    # dropped connection: the reply is `resumed` plus the deltas it missed.
+    last_version: int | None = None
 
 
 class LeaveRoom(_Message, tag="leave_room"):

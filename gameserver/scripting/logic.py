@@ -115,6 +115,20 @@ class LuaLogic:
                 room.script_failed(exc)
             self._after(room)
 
+    def on_disconnect(self, room: Room, player: Player) -> None:
+        self._presence(room, "onPlayerDisconnect", player)
+
+    def on_reconnect(self, room: Room, player: Player) -> None:
+        self._presence(room, "onPlayerReconnect", player)
+
+    def _presence(self, room: Room, hook: str, player: Player) -> None:
+        if self.script is not None:
+            try:
+                self.script.presence(hook, player.client_id)
+            except ScriptError as exc:
+                room.script_failed(exc)
+            self._after(room)
+
     def on_action(self, room: Room, client_id: str, action: dict[str, Any]) -> bool:
         if self.script is None:
             return True  # a room whose script did not load behaves like a relay room

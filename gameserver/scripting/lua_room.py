@@ -152,6 +152,7 @@ class LuaRoomScript:
         self._lua_join_attempt = driver.join_attempt
         self._lua_chat = driver.chat
         self._lua_dispose = driver.dispose
+        self._lua_presence = driver.presence
         self._lua_drain = driver.drain
         self._pending = driver.pending
         self._lua_configure = driver.configure
@@ -208,6 +209,11 @@ class LuaRoomScript:
     def player_leave(self, player: dict[str, Any], reason: str) -> None:
         """Calls `onPlayerLeave(room, player, reason)`."""
         self._call("onPlayerLeave", self._lua_leave, reason, *_flatten(player))
+
+    def presence(self, hook: str, client_id: str) -> None:
+        """Calls `onPlayerDisconnect` or `onPlayerReconnect` (`hook`) with
+        (room, player), the player as in `room.players`."""
+        self._call(hook, self._lua_presence, hook, client_id)
 
     def action(self, client_id: str, action: dict[str, Any], tick: int = -1) -> bool:
         """Calls `onAction(room, clientId, action)`; True means relay it to every member.

@@ -684,6 +684,12 @@ function D.leave(reason, shape, ...)
     return ok, r, line
 end
 
+-- onPlayerDisconnect / onPlayerReconnect: the player keeps its seat meanwhile.
+function D.presence(hook, clientId)
+    local player = rawget(rawget(room, "players"), clientId)
+    return call(hook, room, player)
+end
+
 -- ok, relay: an absent hook relays; a present one relays when it returns a true value.
 -- `tick` is the tick applying the action (room.tick during onAction); < 0 keeps room.tick.
 function D.action(tick, clientId, actionType, shape, ...)

@@ -44,6 +44,7 @@ class Driver:
     init: Any  # (shape, *scalars)
     join: Any  # (shape, *scalars)
     leave: Any  # (reason, shape, *scalars)
+    presence: Any  # (hook, clientId): onPlayerDisconnect / onPlayerReconnect
     action: Any  # (tick, client_id, action_type, shape, *scalars)
     tick: Any  # (dt, tick, resync)
     collect: Any  # (resync)
@@ -110,6 +111,7 @@ def open_runtime(
         init=d["init"],
         join=d["join"],
         leave=d["leave"],
+        presence=d["presence"],
         action=d["action"],
         tick=d["tick"],
         collect=d["collect"],

@@ -90,8 +90,10 @@ async def test_same_client_id_twice_is_refused_unless_resuming(server):
     await taker.connect(resume=True)
     assert await first.wait_closed() == 4010
     assert taker.resume_token != first.resume_token
-    assert [r["playerCount"] for r in await taker.list_rooms()] == [0]
-    await taker.join_room("seat")
+    # The seat is held for the new connection, which takes it back by joining.
+    assert [r["playerCount"] for r in await taker.list_rooms()] == [1]
+    state = await taker.join_room("seat")
+    assert [p["clientId"] for p in state["players"]] == ["dup"]
     await taker.disconnect()
 
 
@@ -252,31 +254,6 @@ async def test_secret_key_is_not_a_public_key(server):
     client = GameClient(server.url, server.secret_key, "x")
     with pytest.raises(InvalidStatus):
         await client.connect()
-
-
-async def test_a_client_that_stops_reading_loses_its_seat(start_server):
-    """It stops reading (its socket buffers fill up); the others keep chatting.
-    The server closes it instead of queueing for it forever. (Rate limits are
-    lifted: the talker has to outpace the reader's buffers.)"""
-    server = await start_server(messages_per_second=1e6, message_burst=10**6)
-    talker = server.client("talker")
-    await talker.connect()
-    await talker.create_room(room_id="r")
-    stuck = await connect(
-        raw_url(server, public_key=server.public_key, client_id="stuck"), max_queue=1
-    )
-    await stuck.send(msgspec.msgpack.encode({"type": "join_room", "requestId": 1, "roomId": "r"}))
-    gone = talker.expect("player_left")
-    line = "x" * 1000
-    started = time.perf_counter()
-    while not gone.done() and time.perf_counter() - started < 20:
-        await talker.send([{"type": "chat", "message": line}] * 50)
-        await asyncio.sleep(0.005)
-    message = await asyncio.wait_for(gone, 5)
-    assert message["player"]["clientId"] == "stuck" and message["reason"] == "disconnected"
-    assert (await talker.list_rooms())[0]["playerCount"] == 1
-    stuck.transport.abort()
-    await talker.disconnect()
 
 
 async def test_ping_needs_a_finite_client_time(clients):

@@ -4,51 +4,15 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from service_kit import frames, make_game, send, tick
 
-from gameserver.config import BUILTIN_SCRIPTS_DIR, Config
-from gameserver.scripting.library import ScriptLibrary
-from gameserver.service import GameService, Refused
+from gameserver.service import Refused
 from gameserver.session import CloseCode
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_game(**config) -> tuple[GameService, Clock]:
-    """A service on a manual clock, with these Config overrides."""
-    clock = Clock()
-    service = GameService(
-        Config(**config),
-        ScriptLibrary([BUILTIN_SCRIPTS_DIR]),
-        clock=clock,
-        wall_ms=lambda: int(clock.now * 1000),
-    )
-    return service, clock
 
 
 @pytest.fixture
 def game():
     return make_game(empty_room_timeout=5.0, messages_per_second=1e9, message_burst=10**9)
-
-
-def frames(service, session):
-    """Decode what the service queued for `session` (one frame → messages)."""
-    service.take_pending()
-    frame = session.take_frame()
-    if frame is None:
-        return []
-    decoded = msgspec.msgpack.decode(frame)
-    return decoded if isinstance(decoded, list) else [decoded]
-
-
-def send(service, session, *messages):
-    payload = messages[0] if len(messages) == 1 else list(messages)
-    service.receive(session, msgspec.msgpack.encode(payload))
 
 
 def test_one_frame_per_tick_with_both_actions(game):
@@ -103,7 +67,9 @@ def test_an_empty_room_is_disposed_after_the_timeout(game):
 def test_a_slow_reader_is_closed_not_buffered_forever(game):
     service, _ = game
     a = service.open_session("app", "a", None, None)
-    for _ in range(30_000):  # ~50-byte pongs: 1.5 MB, over the 1 MiB bound
+    # ~50-byte pongs: 1.5 MB. Over the 256 KiB bound it falls behind (the
+    # backlog goes); its replies overflow again: it is not reading at all.
+    for _ in range(30_000):
         send(service, a, {"type": "ping", "requestId": 1, "clientTime": 1})
     assert a.close_request == (CloseCode.SLOW_CONSUMER, "slow_consumer")
     assert a.outbox_bytes == 0
@@ -151,3 +117,30 @@ def test_room_creation_is_rate_limited_per_connection_and_capped_per_app():
     frames(service, b)
     send(service, b, {"type": "create_room", "requestId": 1, "config": {"roomId": "r4"}})
     assert frames(service, b)[-1]["type"] == "joined"  # the cap is per app
+
+
+def test_a_reader_that_falls_behind_gets_one_snapshot_instead_of_the_backlog():
+    service, clock = make_game(max_outbox_messages=50, messages_per_second=1e9, message_burst=10**9)
+    a = service.open_session("app", "a", None, None)
+    b = service.open_session("app", "b", None, None)
+    send(service, a, {"type": "create_room", "requestId": 1, "config": {"scriptName": "arena"}})
+    room_id = frames(service, a)[-1]["roomId"]
+    send(service, b, {"type": "join_room", "requestId": 1, "roomId": room_id})
+    frames(service, b)
+    for _ in range(60):  # b's socket takes nothing meanwhile: its outbox overflows
+        tick(service, clock)
+        frames(service, a)
+    assert b.behind and len(b.outbox) < 50
+    queued = len(b.outbox)
+    tick(service, clock, 5)
+    assert len(b.outbox) == queued  # no room traffic while behind
+    send(service, b, {"type": "ping", "requestId": 9, "clientTime": 1})
+    assert len(b.outbox) == queued + 1  # replies still queue
+    service.caught_up(b)  # its socket drained
+    got = frames(service, b)
+    assert [m["type"] for m in got][-2:] == ["pong", "state"]
+    version = got[-1]["state"]["version"]
+    assert version == service.directory.get("app", room_id).version
+    tick(service, clock)
+    (delta,) = [m["delta"] for m in frames(service, b) if m["type"] == "delta"]
+    assert delta["fromVersion"] == version and not b.behind
