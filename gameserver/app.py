@@ -69,7 +69,7 @@ class GameApp:
         if self._stopped:
             return
         self._stopped = True
-        await self.server.stop()
+        await self.server.stop(self.config.drain_timeout)
         if self._admin is not None:
             await self._admin.cleanup()
         self.script_store.close()

@@ -87,6 +87,12 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.reconnect_grace,
         help="seconds a dropped player's seat is held for it to come back (0: leave at once)",
     )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=_DEFAULTS.drain_timeout,
+        help="on SIGTERM/SIGINT: seconds to tell rooms and close sockets before exiting",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return p
 
@@ -144,6 +150,8 @@ def _config_from(args: argparse.Namespace) -> Config:
         raise SystemExit(
             "gameserver: --lua-instruction-limit must be at least 1000 and --lua-memory-mb 1..4096"
         )
+    if not 0.5 <= args.drain_timeout <= 600:
+        raise SystemExit("gameserver: --drain-timeout must be 0.5..600 seconds")
     if not 0 <= args.reconnect_grace <= 3600:
         raise SystemExit("gameserver: --reconnect-grace must be 0..3600 seconds")
     return Config(
@@ -157,6 +165,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         lua_instruction_limit=args.lua_instruction_limit,
         lua_memory_limit=args.lua_memory_mb * 1024 * 1024,
         reconnect_grace=args.reconnect_grace,
+        drain_timeout=args.drain_timeout,
     )
 
 

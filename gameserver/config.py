@@ -42,6 +42,7 @@ class Config:
     # client known and lets a stalled reader show up as one within seconds.
     send_buffer_bytes: int | None = 256 * 1024
     close_timeout: float = 2.0  # seconds a peer has to answer our close before TCP is cut
+    drain_timeout: float = 10.0  # on SIGTERM: seconds from the first step of shutdown to exit
     ping_interval: float = 20.0  # keepalive pings; unanswered for as long again: close 1011
 
     # Storage
@@ -53,7 +54,7 @@ class Config:
     min_tick_rate: int = 1
     max_tick_rate: int = 128
     default_max_players: int = 100
-    max_players_limit: int = 10_000
+    max_players_limit: int = 1_000  # joins cost O(players): 1,000 joining at once take ~2 s of CPU
     empty_room_timeout: float = 30.0  # seconds an empty room lives before it is disposed
     max_actions_per_tick: int = 1024  # per room; more are refused with `rate_limited`
     max_listed_rooms: int = 200  # rooms in one `list_rooms` reply, newest first

@@ -12,6 +12,7 @@ stays full for `slow_consumer_deadline` is closed with 4008).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -183,8 +184,12 @@ class GameServer:
         )
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def stop(self) -> None:
-        """Close every room and connection (1001), then stop listening."""
+    async def stop(self, timeout: float) -> None:
+        """Stop accepting, close every room and connection (1001), and be done
+        within `timeout` seconds: peers that have not taken their close by
+        then are cut off."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -194,10 +199,13 @@ class GameServer:
         self.flush()
         writers = [link.writer for link in self._links.values()]
         if writers:
-            await asyncio.wait(writers, timeout=5)
+            await asyncio.wait(writers, timeout=max(0.0, deadline - loop.time() - 0.5))
+        for link in list(self._links.values()):
+            link.ws.transport.abort()  # did not take the close in time
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), max(0.1, deadline - loop.time()))
 
     # Handshake and connection ---------------------------------------------------
 

@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import sys
+import time
 
 from gameserver.client import GameClient
 
@@ -35,6 +36,7 @@ async def test_help_explains_every_flag_with_its_default():
         "--lua-instruction-limit",
         "--lua-memory-mb",
         "--reconnect-grace",
+        "--drain-timeout",
     ):
         assert flag in out
     assert "default: 64" in out and "default: 0.0.0.0" in out and "default: 65536" in out
@@ -109,6 +111,47 @@ async def test_serve_creates_default_app_prints_url_serves_and_stops_on_sigterm(
         assert url.group(2) in "\n".join(lines)
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_shutdown_ends_within_the_drain_timeout_even_with_a_stuck_reader(tmp_path):
+    """SIGTERM with a member that reads nothing: the others get `room_closed`
+    and 1001, the stuck socket is cut, and the process exits by --drain-timeout."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "flood.lua").write_text(
+        'function onTick(room, dt, tick) room.state.blob = string.rep("x", 8000 + tick % 2) end'
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "--port", "0", "--host", "127.0.0.1", "--data-dir", str(tmp_path / "data"),
+        "--scripts-dir", str(scripts), "--drain-timeout", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not any(line.startswith("connect: ") for line in lines):
+            lines.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip())
+        url = re.search(r"connect: (ws://\S+)\?public_key=(cb_pk_\S+)&", "\n".join(lines))
+        assert url is not None
+        host = GameClient(url.group(1), url.group(2), "host", auto_reconnect=False)
+        await host.connect()
+        await host.create_room(room_id="r", script_name="flood")
+        stuck = GameClient(url.group(1), url.group(2), "stuck", auto_reconnect=False)
+        await stuck.connect("r")
+        stuck._ws.transport.pause_reading()
+        await asyncio.sleep(1.0)  # its buffers fill
+        closed = host.expect("room_closed")
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert (await asyncio.wait_for(closed, 5))["reason"] == "server_shutdown"
+        assert await host.wait_closed() == 1001
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        assert time.monotonic() - signalled < 2.0  # 1 s drain, plus exiting
+        stuck._ws.transport.abort()
     finally:
         if proc.returncode is None:
             proc.kill()
