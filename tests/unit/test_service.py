@@ -144,3 +144,15 @@ def test_a_reader_that_falls_behind_gets_one_snapshot_instead_of_the_backlog():
     tick(service, clock)
     (delta,) = [m["delta"] for m in frames(service, b) if m["type"] == "delta"]
     assert delta["fromVersion"] == version and not b.behind
+
+
+def test_a_frame_of_more_than_256_messages_is_refused_whole(game):
+    service, _ = game
+    a = service.open_session("app", "a", None, None)
+    frames(service, a)
+    ping = {"type": "ping", "requestId": 1, "clientTime": 1}
+    send(service, a, *[ping] * 257)
+    (reply,) = frames(service, a)
+    assert reply["code"] == "bad_request" and "256" in reply["message"]
+    send(service, a, *[ping] * 256)
+    assert [m["type"] for m in frames(service, a)] == ["pong"] * 256
