@@ -5,7 +5,8 @@
 Starts the server (bench/serve.py) and reads its RSS after each step:
 `count` connections that do nothing; then each creates an `arena` room and
 leaves it (the rooms stay, empty and paused, for 30 s); then `count` more
-connections take seats in those rooms (idle players: rooms of 2 that tick).
+connections take seats in the first `count / 8` of those rooms (rooms of 8
+that tick; the players read but send nothing).
 Prints one JSON line with KiB per connection, per idle room and per seated
 player (each step's RSS growth divided by its count).
 """
@@ -84,14 +85,16 @@ async def main(count: int) -> dict:
         connected = await settle(pid)
 
         for i, ws in enumerate(owners):
-            config = {"roomId": f"r{i}", "scriptName": "arena", "maxPlayers": 2}
+            config = {"roomId": f"r{i}", "scriptName": "arena", "maxPlayers": 8}
             await request(ws, {"type": "create_room", "requestId": 1, "config": config}, "joined")
             await request(ws, {"type": "leave_room", "requestId": 2}, "left")
         rooms = await settle(pid)
 
         seated = [await open_(f"p{i}") for i in range(count)]
         for i, ws in enumerate(seated):
-            await request(ws, {"type": "join_room", "requestId": 1, "roomId": f"r{i}"}, "joined")
+            await request(
+                ws, {"type": "join_room", "requestId": 1, "roomId": f"r{i // 8}"}, "joined"
+            )
         readers = [asyncio.create_task(drain(ws)) for ws in seated]
         players = await settle(pid)
         for task in readers:

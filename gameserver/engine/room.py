@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import msgspec
 
 from gameserver import _accel
+from gameserver.engine.history import DeltaHistory
 from gameserver.engine.logic import RoomLogic
 from gameserver.errors import GameServerError, RoomError, ScriptError
 
@@ -109,8 +110,7 @@ class Room:
         self._on_doomed = on_doomed
         self._on_kick = on_kick
         self.locked = False  # a locked room refuses joins (the script decides)
-        # (fromVersion, tick, delta message as msgpack), oldest first.
-        self.history: deque[tuple[int, int, bytes]] = deque()
+        self.history = DeltaHistory()
         self._history_ticks = history_ticks
 
     # Membership ---------------------------------------------------------
@@ -266,12 +266,9 @@ class Room:
         return True
 
     def _remember(self, message: dict[str, Any]) -> None:
-        history = self.history
-        history.append((self.version - 1, self.tick, msgspec.msgpack.encode(message)))
-        oldest = self.tick - self._history_ticks
+        self.history.append(self.version - 1, self.tick, msgspec.msgpack.encode(message))
         # By age, plus a bound on count (joins add deltas between ticks).
-        while history[0][1] < oldest or len(history) > 4 * self._history_ticks:
-            history.popleft()
+        self.history.forget_before(self.tick - self._history_ticks, 4 * self._history_ticks)
 
     def deltas_since(self, version: int) -> list[dict[str, Any]] | None:
         """The delta messages from `version` to now, in order, or None when
@@ -279,11 +276,8 @@ class Room:
         of this room's)."""
         if version == self.version:
             return []
-        history = self.history
-        if not history or not history[0][0] <= version < self.version:
-            return None
-        skip = version - history[0][0]  # versions are consecutive in the history
-        return [msgspec.msgpack.decode(data) for _, _, data in list(history)[skip:]]
+        kept = self.history.since(version)
+        return None if kept is None else [msgspec.msgpack.decode(data) for data in kept]
 
     # Reports and views ------------------------------------------------------
 

@@ -16,6 +16,7 @@ anyway: their chunk is loaded with a separate whitelisted environment.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,11 +59,27 @@ class Driver:
     read: Any  # ()
 
 
-def _load_chunk(load: Any, source: str, name: str) -> Any:
-    chunk = load(source, "=" + name, "t")
+def _load_chunk(load: Any, code: str | bytes, name: str) -> Any:
+    chunk = load(code, "=" + name, "t" if isinstance(code, str) else "b")
     if isinstance(chunk, tuple):  # (nil, message): a bug in the shipped Lua
         raise RuntimeError(f"cannot load {name}: {chunk[1]}")
     return chunk
+
+
+@functools.cache
+def _bytecode(name: str) -> bytes:
+    """The shipped Lua file `name`, compiled once per process: every room
+    loads it, and parsing it in each room leaves garbage in each room's heap.
+    state.lua is also stripped of debug information; prelude.lua keeps its
+    names, which library errors show to script authors ("bad argument #1 to
+    'find'")."""
+    scratch = lua.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
+    g = scratch.globals()
+    source = {"state.lua": _STATE_LUA, "prelude.lua": _PRELUDE_LUA}[name]
+    chunk = g.load(source.encode(), b"=" + name.encode(), b"t")
+    if isinstance(chunk, tuple):
+        raise RuntimeError(f"cannot load {name}: {chunk[1]!r}")
+    return bytes(g.string.dump(chunk, name == "state.lua"))
 
 
 def new_seed() -> int:
@@ -99,11 +116,11 @@ def open_runtime(
     g = runtime.globals()
     g.python = None
     load = g.load
-    state = _load_chunk(load, _STATE_LUA, "state.lua")()
+    state = _load_chunk(load, _bytecode("state.lua"), "state.lua")()
     # Lua integers are signed 64-bit: pass the seed's bits, not its value.
     lua_seed = seed - 2**64 if seed >= 2**63 else seed
     tick_limit = tick_instruction_limit or 2 * instruction_limit
-    d = _load_chunk(load, _PRELUDE_LUA, "prelude.lua")(
+    d = _load_chunk(load, _bytecode("prelude.lua"), "prelude.lua")(
         state, room_id, instruction_limit, lua_seed, tick_limit
     )
     driver = Driver(
