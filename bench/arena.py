@@ -32,6 +32,8 @@ import msgspec
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from gameserver.protocol.compact import CompactReader
+
 ROOM_SIZE = 8
 MOVE_HZ = 20
 HERE = Path(__file__).resolve().parent
@@ -69,8 +71,12 @@ class Player(WSListener):
     """One client on picows (a cheap client: the generator must not be the
     bottleneck). Counts what it receives; a probe also times its own moves."""
 
-    def __init__(self, client_id: str, probe: bool, measuring: list[bool]) -> None:
+    def __init__(
+        self, client_id: str, probe: bool, measuring: list[bool], encoding: str = "msgpack"
+    ) -> None:
         self.client_id = client_id
+        # A compact probe follows the room's path numbering to find its own x.
+        self.reader = CompactReader() if encoding == "compact" and probe else None
         self.probe = probe
         self.measuring = measuring
         self.transport: WSTransport | None = None
@@ -92,14 +98,18 @@ class Player(WSListener):
             return
         if self.waiting_for is not None:
             self._answer(frame.get_payload_as_bytes())
+        if self.reader is not None:
+            messages = self.reader.messages(msgspec.msgpack.decode(frame.get_payload_as_bytes()))
         if not self.measuring[0]:
             return
         self.bytes_in += frame.payload_size
         self.frames_in += 1
         if self.probe and self.pending:
             now = time.perf_counter()
-            decoded = msgspec.msgpack.decode(frame.get_payload_as_memoryview())
-            for message in decoded if isinstance(decoded, list) else (decoded,):
+            if self.reader is None:
+                decoded = msgspec.msgpack.decode(frame.get_payload_as_memoryview())
+                messages = decoded if isinstance(decoded, list) else [decoded]
+            for message in messages:
                 if message.get("type") != "delta":
                     continue
                 for change in message["delta"]["changes"]:
@@ -113,9 +123,10 @@ class Player(WSListener):
         kind, future = self.waiting_for
         decoded = msgspec.msgpack.decode(payload)
         for message in decoded if isinstance(decoded, list) else (decoded,):
-            if message.get("type") in (kind, "error") and not future.done():
+            if isinstance(message, dict) and message.get("type") in (kind, "error"):
                 self.waiting_for = None
-                future.set_result(message)
+                if not future.done():
+                    future.set_result(message)
                 return
 
     def want(self, kind: str) -> asyncio.Future[dict]:
@@ -174,7 +185,7 @@ async def send_moves(players: list[Player], stop: asyncio.Event) -> None:
         await asyncio.sleep(0.002)
 
 
-async def run(clients: int, duration: float, warmup: float) -> dict:
+async def run(clients: int, duration: float, warmup: float, encoding: str = "msgpack") -> dict:
     rooms = max(1, clients // ROOM_SIZE)
     clients = rooms * ROOM_SIZE
     data_dir = tempfile.mkdtemp(prefix="gs-bench-")
@@ -185,14 +196,16 @@ async def run(clients: int, duration: float, warmup: float) -> dict:
     assert server.stdout is not None
     ready = (await server.stdout.readline()).decode().split()
     port, key = int(ready[1]), ready[2]
-    url = f"ws://127.0.0.1:{port}/v1/game/ws?public_key={key}"
+    url = f"ws://127.0.0.1:{port}/v1/game/ws?public_key={key}&encoding={encoding}"
     if len(os.sched_getaffinity(0)) > 1:
         os.sched_setaffinity(0, {1})
 
     stop = asyncio.Event()
     measuring = [False]
     players = [
-        Player(f"p{r}-{i}", i == 0, measuring) for r in range(rooms) for i in range(ROOM_SIZE)
+        Player(f"p{r}-{i}", i == 0, measuring, encoding)
+        for r in range(rooms)
+        for i in range(ROOM_SIZE)
     ]
     creators = [
         seat(url, p, f"room{n // ROOM_SIZE}", True) for n, p in enumerate(players) if p.probe
@@ -236,6 +249,7 @@ async def run(clients: int, duration: float, warmup: float) -> dict:
         "bench": "arena",
         "clients": clients,
         "rooms": rooms,
+        "encoding": encoding,
         "duration_s": round(elapsed, 2),
         "core": stats["core"],
         "server_cpu_s_per_client_s": round((cpu1 - cpu0) / client_seconds, 6),
@@ -272,14 +286,16 @@ def main() -> None:
         "p99 under 1 ms with no skipped tick (one line per run, then a summary line)",
     )
     parser.add_argument("--step", type=int, default=64)
+    parser.add_argument("--encoding", choices=("msgpack", "compact"), default="msgpack")
     args = parser.parse_args()
     if not args.sweep:
-        print(json.dumps(uvloop.run(run(args.clients, args.duration, args.warmup))))
+        result = run(args.clients, args.duration, args.warmup, args.encoding)
+        print(json.dumps(uvloop.run(result)))
         return
     best = None
     clients = args.clients
     while True:
-        result = uvloop.run(run(clients, args.duration, args.warmup))
+        result = uvloop.run(run(clients, args.duration, args.warmup, args.encoding))
         print(json.dumps(result), flush=True)
         if not result["valid"]:
             break  # the generator is the limit here, not the server

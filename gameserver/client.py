@@ -38,6 +38,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from gameserver import _accel
 from gameserver.errors import PathError
+from gameserver.protocol.compact import CompactReader
 
 __all__ = ["GameClient", "GameError"]
 
@@ -84,8 +85,8 @@ class GameClient:
         max_reconnect_attempts: int = 5,
         reconnect_interval: float = 1.0,
     ) -> None:
-        if encoding not in ("msgpack", "json"):
-            raise ValueError("encoding must be msgpack or json")
+        if encoding not in ("msgpack", "json", "compact"):
+            raise ValueError("encoding must be msgpack, json or compact")
         self.url = url
         self.public_key = public_key
         self.client_id = client_id
@@ -115,7 +116,10 @@ class GameClient:
         self._reconnecting: asyncio.Task[None] | None = None
         self._join_metadata: dict[str, str] = {}
         self._watchers: list[tuple[str, dict[str, Any], asyncio.Future[dict[str, Any]]]] = []
-        if encoding == "msgpack":
+        # compact: deltas arrive as arrays with numbered paths; the reader turns
+        # them back into plain delta messages (it keeps the room's path table).
+        self._compact = CompactReader() if encoding == "compact" else None
+        if encoding in ("msgpack", "compact"):
             self._encode = msgspec.msgpack.encode
             self._decode: Callable[[Any], Any] = msgspec.msgpack.decode
         else:
@@ -337,6 +341,8 @@ class GameClient:
         try:
             async for frame in ws:
                 decoded = self._decode(frame)
+                if self._compact is not None:
+                    decoded = self._compact.messages(decoded)
                 for message in decoded if type(decoded) is list else (decoded,):
                     self._dispatch(message)
                 self._changed.set()

@@ -60,6 +60,7 @@ class Config:
     max_listed_rooms: int = 200  # rooms in one `list_rooms` reply, newest first
     reconnect_grace: float = 20.0  # seconds a dropped player's seat is held for it to come back
     resume_history_seconds: float = 4.0  # deltas a room keeps for resuming players (per tick rate)
+    max_interned_paths: int = 4096  # a room's path table (compact encoding) then starts over
 
     # Identifiers and sizes a client may send
     max_id_length: int = 64  # roomId, categoryId, scriptName

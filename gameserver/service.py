@@ -105,7 +105,7 @@ class GameService:
             raise Refused(CloseCode.BAD_CLIENT_ID, "client_id is too long or not printable")
         codec = get_codec("msgpack" if encoding is None else encoding)
         if codec is None:
-            raise Refused(CloseCode.BAD_ENCODING, "encoding must be msgpack or json")
+            raise Refused(CloseCode.BAD_ENCODING, "encoding must be msgpack, json or compact")
         key = (app_id, client_id)
         existing = self.sessions.get(key)
         if existing is not None:
@@ -410,6 +410,7 @@ class GameService:
             on_doomed=self._doom,
             on_kick=self._kick,
             history_ticks=math.ceil(limits.resume_history_seconds * tick_rate),
+            max_paths=limits.max_interned_paths,
         )
         self.directory.add(room)
         self.scheduler.add(room, self.clock())

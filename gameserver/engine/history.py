@@ -14,24 +14,26 @@ __all__ = ["DeltaHistory"]
 
 
 class DeltaHistory:
-    __slots__ = ("_data", "_ends", "_ticks", "_start", "first_version")
+    __slots__ = ("_data", "_ends", "_ticks", "_firsts", "_start", "first_version")
 
     def __init__(self) -> None:
         self._data = bytearray()
         self._ends = array("Q")  # end offset of each delta in _data
         self._ticks = array("q")
+        self._firsts = array("q")  # each delta's first new path number (engine/paths.py)
         self._start = 0  # index of the oldest delta still kept
         self.first_version = 0  # fromVersion of the oldest delta kept
 
     def __len__(self) -> int:
         return len(self._ends) - self._start
 
-    def append(self, from_version: int, tick: int, data: bytes) -> None:
+    def append(self, from_version: int, tick: int, data: bytes, first_new: int = 0) -> None:
         if not len(self):
             self.first_version = from_version
         self._data += data
         self._ends.append(len(self._data))
         self._ticks.append(tick)
+        self._firsts.append(first_new)
 
     def forget_before(self, tick: int, keep_at_most: int) -> None:
         """Drop the deltas of ticks before `tick`, and any beyond the newest `keep_at_most`."""
@@ -45,11 +47,13 @@ class DeltaHistory:
             del self._data[:cut]
             self._ends = array("Q", (e - cut for e in self._ends[start:]))
             del self._ticks[:start]
+            del self._firsts[:start]
             self._start = 0
 
-    def since(self, version: int) -> list[bytes] | None:
-        """The deltas from fromVersion `version` on, oldest first; None when
-        `version` is older than what is kept (or not a kept version)."""
+    def since(self, version: int) -> list[tuple[bytes, int]] | None:
+        """The deltas from fromVersion `version` on, oldest first, each with
+        its first new path number; None when `version` is older than what is
+        kept (or not a kept version)."""
         skip = version - self.first_version
         if not len(self) or not 0 <= skip < len(self):
             return None
@@ -57,7 +61,7 @@ class DeltaHistory:
         begin = self._ends[first - 1] if first else 0
         out = []
         data = memoryview(self._data)
-        for end in self._ends[first:]:
-            out.append(bytes(data[begin:end]))
+        for end, first_new in zip(self._ends[first:], self._firsts[first:], strict=True):
+            out.append((bytes(data[begin:end]), first_new))
             begin = end
         return out

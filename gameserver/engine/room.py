@@ -35,6 +35,7 @@ import msgspec
 from gameserver import _accel
 from gameserver.engine.history import DeltaHistory
 from gameserver.engine.logic import RoomLogic
+from gameserver.engine.paths import DeltaMessage, PathTable, Snapshot
 from gameserver.errors import GameServerError, RoomError, ScriptError
 
 __all__ = ["Player", "Room", "RoomSink"]
@@ -83,6 +84,7 @@ class Room:
         on_doomed: Callable[[Room, str], None] | None = None,
         on_kick: Callable[[Room, str, str], None] | None = None,
         history_ticks: int = 0,
+        max_paths: int = 4096,
     ) -> None:
         self.id = room_id
         self.app_id = app_id
@@ -111,6 +113,7 @@ class Room:
         self._on_kick = on_kick
         self.locked = False  # a locked room refuses joins (the script decides)
         self.history = DeltaHistory()
+        self.paths = PathTable(max_paths)
         self._history_ticks = history_ticks
 
     # Membership ---------------------------------------------------------
@@ -250,34 +253,46 @@ class Room:
         if not effective:
             return False
         self.version += 1
-        message = {
-            "type": "delta",
-            "roomId": self.id,
-            "delta": {
+        message = DeltaMessage(
+            type="delta",
+            roomId=self.id,
+            delta={
                 "fromVersion": self.version - 1,
                 "toVersion": self.version,
                 "tick": self.tick,
                 "changes": effective,
             },
-        }
+        )
+        message.ids = self.paths.ids
+        message.first_new = self.paths.intern(effective)
+        if message.first_new < 0:  # a new path table: older deltas cannot be replayed
+            self.history = DeltaHistory()
         self.sink.broadcast(self, message, exclude)
         if self._history_ticks:
             self._remember(message)
         return True
 
-    def _remember(self, message: dict[str, Any]) -> None:
-        self.history.append(self.version - 1, self.tick, msgspec.msgpack.encode(message))
+    def _remember(self, message: DeltaMessage) -> None:
+        data = msgspec.msgpack.encode(message)
+        self.history.append(self.version - 1, self.tick, data, message.first_new)
         # By age, plus a bound on count (joins add deltas between ticks).
         self.history.forget_before(self.tick - self._history_ticks, 4 * self._history_ticks)
 
-    def deltas_since(self, version: int) -> list[dict[str, Any]] | None:
+    def deltas_since(self, version: int) -> list[DeltaMessage] | None:
         """The delta messages from `version` to now, in order, or None when
         the history no longer reaches back that far (or `version` is not one
         of this room's)."""
         if version == self.version:
             return []
         kept = self.history.since(version)
-        return None if kept is None else [msgspec.msgpack.decode(data) for data in kept]
+        if kept is None:
+            return None
+        out = []
+        for data, first_new in kept:
+            message = DeltaMessage(msgspec.msgpack.decode(data))
+            message.ids, message.first_new = self.paths.ids, first_new
+            out.append(message)
+        return out
 
     # Reports and views ------------------------------------------------------
 
@@ -309,14 +324,16 @@ class Room:
 
     def snapshot(self, now_ms: int) -> dict[str, Any]:
         """GameState at `version`: what a joiner starts from."""
-        return {
-            "roomId": self.id,
-            "state": self.state,
-            "version": self.version,
-            "serverTime": now_ms,
-            "tickRate": self.tick_rate,
-            "players": [p.to_wire() for p in self.members.values()],
-        }
+        snapshot = Snapshot(
+            roomId=self.id,
+            state=self.state,
+            version=self.version,
+            serverTime=now_ms,
+            tickRate=self.tick_rate,
+            players=[p.to_wire() for p in self.members.values()],
+        )
+        snapshot.paths = list(self.paths.names)
+        return snapshot
 
     def info(self) -> dict[str, Any]:
         """A `list_rooms` entry."""

@@ -4,6 +4,11 @@ A frame holds one message or an array of messages. The server encodes each
 message once (per room and encoding) and builds a client's frame by gluing the
 already-encoded messages into an array, so a delta encoded once can sit in
 many frames without being encoded again.
+
+`compact` is msgpack with deltas as arrays and paths numbered per room
+(docs/protocol.md, "The compact encoding"). It learns the numbers from the
+message objects the engine builds (engine/paths.py): a delta carries `ids`
+and `first_new`, a snapshot carries `paths`. Plain codecs see only the dict.
 """
 
 from __future__ import annotations
@@ -16,6 +21,18 @@ import msgspec
 from gameserver.errors import BadRequest
 
 __all__ = ["Codec", "CODECS", "get_codec"]
+
+
+def _msgpack_array(parts: list[bytes]) -> bytes:
+    """A msgpack array of already-encoded values."""
+    n = len(parts)
+    if n < 16:
+        header = bytes((0x90 | n,))
+    elif n < 0x10000:
+        header = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + n.to_bytes(4, "big")
+    return header + b"".join(parts)
 
 
 class Codec:
@@ -52,16 +69,7 @@ class MsgpackCodec(Codec):
             raise BadRequest(f"frame does not decode as msgpack: {exc}") from None
 
     def frame(self, parts: list[bytes]) -> bytes:
-        n = len(parts)
-        if n == 1:
-            return parts[0]
-        if n < 16:
-            header = bytes((0x90 | n,))
-        elif n < 0x10000:
-            header = b"\xdc" + n.to_bytes(2, "big")
-        else:
-            header = b"\xdd" + n.to_bytes(4, "big")
-        return header + b"".join(parts)
+        return parts[0] if len(parts) == 1 else _msgpack_array(parts)
 
 
 class JsonCodec(Codec):
@@ -85,7 +93,54 @@ class JsonCodec(Codec):
         return b"[" + b",".join(parts) + b"]"
 
 
-CODECS: dict[str, Codec] = {"msgpack": MsgpackCodec(), "json": JsonCodec()}
+class CompactCodec(MsgpackCodec):
+    name = "compact"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._encode_value = self._encoder.encode
+        self.encode = self._encode_message
+
+    def _encode_message(self, message: Any) -> bytes:
+        first_new = getattr(message, "first_new", None)
+        if first_new is not None:
+            return self._encode_value(self._delta(message, first_new))
+        state = message.get("state")
+        paths = getattr(state, "paths", None)
+        if paths is not None:  # a snapshot: the path table at its version goes with it
+            return self._encode_value({**message, "paths": paths})
+        return self._encode_value(message)
+
+    @staticmethod
+    def _delta(message: Any, first_new: int) -> list[Any]:
+        """[fromVersion, tick, change...]: a change is [ref, value] (set) or
+        ref (delete); a ref is a path's number, or its text the first time
+        (which gives it the next number); nil first: a new table."""
+        delta = message["delta"]
+        out: list[Any] = [delta["fromVersion"], delta["tick"]]
+        if first_new < 0:
+            out.append(None)
+            first_new = 0
+        ids = message.ids
+        for change in delta["changes"]:
+            path = change["path"]
+            ref: int | str = ids[path]
+            if ref == first_new:  # defined here, in order
+                first_new += 1
+                ref = path
+            out.append([ref, change["value"]] if change["operation"] == "set" else ref)
+        return out
+
+    def frame(self, parts: list[bytes]) -> bytes:
+        """Always an array: a single delta (an array itself) must not read as a frame of many."""
+        return _msgpack_array(parts)
+
+
+CODECS: dict[str, Codec] = {
+    "msgpack": MsgpackCodec(),
+    "json": JsonCodec(),
+    "compact": CompactCodec(),
+}
 
 
 def get_codec(name: str) -> Codec | None:

@@ -7,34 +7,8 @@ import asyncio
 import time
 
 import msgspec
+from game_kit import assert_unbroken, chain_of, same_state
 from websockets.asyncio.client import connect
-
-from gameserver.client import GameClient
-
-
-def chain_of(client: GameClient) -> list[tuple[int, int]]:
-    """(fromVersion, toVersion) of every delta the client applied, via onDelta."""
-    seen: list[tuple[int, int]] = []
-    client.on("onDelta", lambda d: seen.append((d["fromVersion"], d["toVersion"])))
-    return seen
-
-
-def assert_unbroken(chain: list[tuple[int, int]]) -> None:
-    assert chain, "no delta applied"
-    for (_, before), (after, _) in zip(chain, chain[1:], strict=False):
-        assert after == before, f"gap or duplicate in {chain}"
-
-
-async def same_state(a: GameClient, b: GameClient) -> None:
-    """Both clients reach the same version with the same state."""
-
-    async def settled() -> None:
-        while a.state is None or b.state is None or a.state["version"] != b.state["version"]:
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(settled(), 5)
-    assert a.state is not None and b.state is not None
-    assert a.state["state"] == b.state["state"]
 
 
 async def test_a_dropped_client_resumes_with_just_the_deltas_it_missed(server):

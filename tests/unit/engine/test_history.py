@@ -23,8 +23,8 @@ def test_since_matches_the_model(operations, probe_offset):
     for op, a, b in operations:
         if op == "append":
             tick += a
-            history.append(version, tick, b)
-            model.append((version, tick, b))
+            history.append(version, tick, b, version % 7 - 1)
+            model.append((version, tick, (b, version % 7 - 1)))
             version += 1
         else:
             oldest = tick - a
