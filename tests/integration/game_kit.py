@@ -30,3 +30,20 @@ async def same_state(a: GameClient, b: GameClient) -> None:
     await asyncio.wait_for(settled(), 5)
     assert a.state is not None and b.state is not None
     assert a.state["state"] == b.state["state"]
+
+
+async def arena_host(server, room_id: str = "r", **client_options) -> GameClient:
+    """A connected client in a new `arena` room of its own."""
+    host = server.client("host", **client_options)
+    await host.connect()
+    await host.create_room(room_id=room_id, script_name="arena")
+    return host
+
+
+def drop(client: GameClient) -> asyncio.Future[None]:
+    """Cut the client's TCP connection (no close frame, as when a network
+    drops); the future is done when it is back (its next onConnect)."""
+    back = asyncio.get_running_loop().create_future()
+    client.on("onConnect", lambda: back.done() or back.set_result(None))
+    client._ws.transport.abort()
+    return back

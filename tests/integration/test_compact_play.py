@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 
 import msgspec
-from game_kit import assert_unbroken, chain_of, same_state
+from game_kit import arena_host, assert_unbroken, chain_of, drop, same_state
 from websockets.asyncio.client import connect
 
 
@@ -35,21 +35,17 @@ async def test_compact_msgpack_and_json_players_see_the_same_game(server):
 
 
 async def test_a_compact_player_joining_late_and_resuming_keeps_the_path_table(server):
-    host = server.client("host", encoding="compact")
-    await host.connect()
-    await host.create_room(room_id="r", script_name="arena")
+    host = await arena_host(server, encoding="compact")
     for step in range(10):
         await host.send_action("move", {"x": step, "y": step})
         await asyncio.sleep(1 / 64)
     late = server.client("late", encoding="compact", reconnect_interval=0.05)
     chain = chain_of(late)
     await late.connect("r")  # its snapshot brings the paths numbered so far
-    back = asyncio.get_running_loop().create_future()
-    late.on("onConnect", lambda: back.done() or back.set_result(None))
     for step in range(10):
         await late.send_action("move", {"x": 100 + step, "y": step})
         await asyncio.sleep(1 / 64)
-    late._ws.transport.abort()
+    back = drop(late)
     await host.send_action("move", {"x": 999, "y": 1})  # a change it must replay
     await asyncio.wait_for(back, 5)
     assert late.resumes == 1

@@ -7,23 +7,18 @@ import asyncio
 import time
 
 import msgspec
-from game_kit import assert_unbroken, chain_of, same_state
+from game_kit import arena_host, assert_unbroken, chain_of, drop, same_state
 from websockets.asyncio.client import connect
 
 
 async def test_a_dropped_client_resumes_with_just_the_deltas_it_missed(server):
-    host = server.client("host")
-    await host.connect()
-    await host.create_room(room_id="r", script_name="arena")
+    host = await arena_host(server)
     player = server.client("p", reconnect_interval=0.05)
     chain = chain_of(player)
     await player.connect("r")
     left = host.expect("player_left")
     await player.wait_until(lambda s: s["tick"] > 10)
-    back = asyncio.get_running_loop().create_future()
-    player.on("onConnect", lambda: back.done() or back.set_result(None))
-    player._ws.transport.abort()  # the network drops; no close frame
-    await asyncio.wait_for(back, 5)
+    await asyncio.wait_for(drop(player), 5)
     assert player.reconnects == 1 and player.resumes == 1 and player.resyncs == 0
     await player.wait_until(lambda s: s["tick"] > 40)
     assert_unbroken(chain)
@@ -36,17 +31,12 @@ async def test_a_dropped_client_resumes_with_just_the_deltas_it_missed(server):
 
 async def test_a_long_outage_comes_back_with_a_snapshot(start_server):
     server = await start_server(resume_history_seconds=0.1)
-    host = server.client("host")
-    await host.connect()
-    await host.create_room(room_id="r", script_name="arena")
+    host = await arena_host(server)
     player = server.client("p", reconnect_interval=0.6)  # longer than the history
     snapshots: list[int] = []
     player.on("onStateUpdate", lambda state: snapshots.append(state["version"]))
     await player.connect("r")
-    back = asyncio.get_running_loop().create_future()
-    player.on("onConnect", lambda: back.done() or back.set_result(None))
-    player._ws.transport.abort()
-    await asyncio.wait_for(back, 5)
+    await asyncio.wait_for(drop(player), 5)
     assert player.reconnects == 1 and player.resumes == 0
     assert len(snapshots) == 2  # joined, then joined again on return
     chain = chain_of(player)
@@ -61,9 +51,7 @@ async def test_a_long_outage_comes_back_with_a_snapshot(start_server):
 
 async def test_the_seat_goes_when_the_grace_ends(start_server):
     server = await start_server(reconnect_grace=0.5)
-    host = server.client("host")
-    await host.connect()
-    await host.create_room(room_id="r", script_name="arena")
+    host = await arena_host(server)
     player = server.client("p", auto_reconnect=False)
     await player.connect("r")
     left = host.expect("player_left")
@@ -84,9 +72,7 @@ async def test_the_seat_goes_when_the_grace_ends(start_server):
 async def test_a_resume_request_races_with_ticks(server):
     """A raw client drops, comes back and asks to resume while the room ticks
     at 64 Hz: `resumed`, then deltas from its version on, in order, each once."""
-    host = server.client("host")
-    await host.connect()
-    await host.create_room(room_id="r", script_name="arena")
+    host = await arena_host(server)
     url = f"{server.url}?public_key={server.public_key}&client_id=raw"
     ws = await connect(url)
     msgspec.msgpack.decode(await ws.recv())  # connected
