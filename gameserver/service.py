@@ -330,13 +330,13 @@ class GameService:
     def _dispose(self, room: Room, reason: str) -> None:
         room.close(reason)
         for client_id in room.members:
-            session = self.sessions.get((room.app_id, client_id))
+            key = (room.app_id, client_id)
+            session = self.sessions.get(key)
             if session is not None and session.room is room:
                 session.room = None
-        for client_id in room.members:
-            held = self._held.get((room.app_id, client_id))
+            held = self._held.get(key)
             if held is not None and held[0] is room:
-                del self._held[(room.app_id, client_id)]
+                del self._held[key]
         self.directory.remove(room)
         self.scheduler.remove(room)
         self._emptying.pop(room, None)
@@ -482,9 +482,7 @@ class GameService:
         room = session.room
         assert room is not None
         session.room = None
-        room.leave(session.client_id, reason, self.clock())
-        if not room.members and not room.closed:
-            self._emptying[room] = None
+        self._vacate(room, session.client_id, reason)
 
     def _action(self, session: Session, msg: m.SendAction) -> None:
         room = self._room_of(session)
