@@ -56,6 +56,10 @@ class Config:
     max_metadata_value_length: int = 256
     max_chat_length: int = 1000
     max_value_depth: int = 32  # nesting of action data
+    # An action's `type` (UTF-8) plus its `data` (MessagePack-encoded, whatever
+    # the connection's encoding): over it, `bad_request`. Every member gets a
+    # copy of each action, so this bounds what one message can cost a room.
+    max_action_bytes: int = 4096
 
     # Lua
     lua_memory_limit: int = 32 * 1024 * 1024

@@ -21,7 +21,14 @@ from typing import Any
 from gameserver.config import PROTOCOL_VERSION, Config
 from gameserver.engine import Player, RelayLogic, Room, RoomDirectory, RoomLogic, Scheduler
 from gameserver.errors import BadRequest, RemoteError, RoomError, ScriptError
-from gameserver.protocol import check_text, check_value, get_codec, parse, request_id_of
+from gameserver.protocol import (
+    check_text,
+    check_value,
+    encoded_size,
+    get_codec,
+    parse,
+    request_id_of,
+)
 from gameserver.protocol import messages as m
 from gameserver.ratelimit import TokenBucket
 from gameserver.scripting.commands import CommandRunner
@@ -397,6 +404,13 @@ class GameService:
         room = self._room_of(session)
         check_text(msg.action.type, "action.type")
         check_value(msg.action.data, self.config.max_value_depth, "action.data")
+        # Measured after check_value: the data is known to encode by then.
+        size = len(msg.action.type.encode()) + encoded_size(msg.action.data)
+        if size > self.config.max_action_bytes:
+            raise BadRequest(
+                f"action is {size} bytes (its type, plus its data as MessagePack); "
+                f"the limit is {self.config.max_action_bytes} bytes"
+            )
         room.queue_action(session.client_id, {"type": msg.action.type, "data": msg.action.data})
 
     def _chat(self, session: Session, msg: m.Chat) -> None:
