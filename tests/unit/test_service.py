@@ -151,3 +151,36 @@ def test_room_creation_is_rate_limited_per_connection_and_capped_per_app():
     frames(service, b)
     send(service, b, {"type": "create_room", "requestId": 1, "config": {"roomId": "r4"}})
     assert frames(service, b)[-1]["type"] == "joined"  # the cap is per app
+
+
+def test_an_apps_own_rate_limits_apply_to_its_connections_others_keep_the_defaults():
+    clock = Clock()
+    own = {"slow": {"messagesPerSecond": 1, "messageBurst": 2, "roomCreationBurst": 1}}
+    service = GameService(
+        Config(),
+        ScriptLibrary([BUILTIN_SCRIPTS_DIR]),
+        app_settings=lambda app_id: own.get(app_id, {}),
+        clock=clock,
+        wall_ms=lambda: int(clock.now * 1000),
+    )
+    slow = service.open_session("slow", "a", None, None)
+    other = service.open_session("other", "a", None, None)
+    frames(service, slow), frames(service, other)
+    ping = {"type": "ping", "requestId": 1, "clientTime": 1}
+    send(service, slow, *[ping] * 3)
+    got = frames(service, slow)
+    assert [m["type"] for m in got] == ["pong", "pong", "error"]
+    assert "1 message(s) dropped: at most 1 per second (bursts of 2)" in got[-1]["message"]
+    send(service, other, *[ping] * 3)
+    assert [m["type"] for m in frames(service, other)] == ["pong"] * 3
+    clock.now += 2  # two more messages: a room, then a second one at once
+    send(service, slow, {"type": "create_room", "requestId": 1, "config": {"roomId": "r1"}})
+    send(service, slow, {"type": "leave_room", "requestId": 2})
+    frames(service, slow)
+    clock.now += 1
+    send(service, slow, {"type": "create_room", "requestId": 3, "config": {"roomId": "r2"}})
+    refused = frames(service, slow)[-1]
+    assert (
+        refused["code"] == "rate_limited"
+        and "at most 30 new rooms per minute" in refused["message"]
+    )
