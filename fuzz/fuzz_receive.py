@@ -1,7 +1,7 @@
 """Coverage-guided fuzzing of the dispatcher with atheris (libFuzzer).
 
 Each input becomes a short session: an encoding, whether the fuzzer sits in a
-scripted room, a plain room or none, then a few frames fed through
+room running one of the shipped scripts, a plain room or none, then a few frames fed through
 GameService.receive with ticks in between. A frame is raw bytes, or messages
 built from the input (known types and fields, any values: NaN, long integers,
 lone surrogates, binary, ext types, nesting), encoded. A reply with `internal_error`, a
@@ -66,7 +66,9 @@ TYPES = [
     "ping",
 ]
 FIELDS = ["requestId", "config", "roomId", "metadata", "action", "message", "clientTime"]
-WORDS = ["r", "arena", "tag", "tictactoe", "move", "steer", "x", "y", "type", "data", "scriptName"]
+# The fuzzer starts in: no room (0), a plain relay room (1), or a room running a shipped script.
+ROOMS = [None, None, "arena", "tag", "tictactoe"]
+WORDS = ["r", "arena", "tag", "tictactoe", "move", "steer", "place", "cell", "x", "y", "vx", "vy"]
 
 
 def value(fdp: atheris.FuzzedDataProvider, depth: int = 0) -> object:
@@ -123,13 +125,13 @@ def encode(frame: object, encoding: str) -> bytes | str | None:
 def test_one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     encoding = "json" if fdp.ConsumeBool() else "msgpack"
-    room = fdp.ConsumeIntInRange(0, 2)  # 0: none, 1: arena (Lua), 2: plain relay
+    room = fdp.ConsumeIntInRange(0, len(ROOMS) - 1)
     clock = Clock()
     service = GameService(CONFIG, LIBRARY, clock=clock, wall_ms=lambda: int(clock.now * 1000))
     host = service.open_session("app", "host", "json", None)
     fuzzer = service.open_session("app", "fuzzer", encoding, None)
     if room:
-        config = {"roomId": "r", "scriptName": "arena" if room == 1 else None}
+        config = {"roomId": "r", "scriptName": ROOMS[room]}
         service.receive(host, json.dumps({"type": "create_room", "config": config}))
         service.receive(fuzzer, fuzzer.codec.encode({"type": "join_room", "roomId": "r"}))
     check(service, [host, fuzzer])
