@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Config", "PROTOCOL_VERSION", "BUILTIN_SCRIPTS_DIR"]
+__all__ = ["Config", "PROTOCOL_VERSION", "BUILTIN_SCRIPTS_DIR", "APP_SETTINGS", "app_limits"]
 
 PROTOCOL_VERSION = 1
 
@@ -25,6 +25,8 @@ class Config:
     max_message_bytes: int = 64 * 1024  # larger frames close the socket with 1009
     admin_port: int | None = None  # the admin HTTP API; None: the game port + 1 (0 with port 0)
     max_messages_per_frame: int = 256  # more in one client frame: `bad_request`, none handled
+    # The four rate limits below are server-wide defaults; an app may set its
+    # own (APP_SETTINGS), read when a connection opens.
     messages_per_second: float = 60.0  # per connection; over it: `rate_limited`, message dropped
     message_burst: int = 120  # messages a quiet connection may send at once
     abusive_drops: int = 600  # dropped messages (refilled at messages_per_second): close 4029
@@ -69,6 +71,10 @@ class Config:
     max_metadata_value_length: int = 256
     max_chat_length: int = 1000
     max_value_depth: int = 32  # nesting of action data
+    # An action's `type` (UTF-8) plus its `data` (MessagePack-encoded, whatever
+    # the connection's encoding): over it, `bad_request`. Every member gets a
+    # copy of each action, so this bounds what one message can cost a room.
+    max_action_bytes: int = 4096
 
     # Lua
     lua_memory_limit: int = 32 * 1024 * 1024
@@ -76,3 +82,29 @@ class Config:
     lua_tick_instruction_limit: int = 2_000_000  # all of one tick's hook calls together
     script_log_lines_per_second: int = 10  # room:log, per room; more are dropped and counted
     max_failing_ticks: int = 10  # a room whose script fails this many ticks in a row closes
+
+
+# What an app may set for itself through the admin API (`PATCH
+# /v1/game/{appId}/settings`): wire name → (the Config field that holds the
+# server's default, lowest, highest). Integers only: they are stored as such.
+# Script limits apply to rooms created afterwards, rate limits to connections
+# opened afterwards.
+APP_SETTINGS: dict[str, tuple[str, int, int]] = {
+    "luaInstructionLimit": ("lua_instruction_limit", 1_000, 100_000_000),
+    "luaTickInstructionLimit": ("lua_tick_instruction_limit", 1_000, 1_000_000_000),
+    "luaMemoryLimit": ("lua_memory_limit", 1024 * 1024, 4096 * 1024 * 1024),
+    # At least 1 message and 1 room creation: an app cannot lock its players out.
+    "messagesPerSecond": ("messages_per_second", 1, 10_000),
+    "messageBurst": ("message_burst", 1, 100_000),
+    "roomsPerMinute": ("rooms_per_minute", 1, 10_000),
+    "roomCreationBurst": ("room_creation_burst", 1, 1_000),
+}
+
+
+def app_limits(config: Config, stored: dict[str, int]) -> dict[str, float]:
+    """Every APP_SETTINGS value in force for an app: its own where it set one,
+    else the server's."""
+    return {
+        name: stored.get(name, getattr(config, field))
+        for name, (field, _, _) in APP_SETTINGS.items()
+    }

@@ -28,10 +28,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gameserver.config import PROTOCOL_VERSION, Config
+from gameserver.config import PROTOCOL_VERSION, Config, app_limits
 from gameserver.engine import Player, RelayLogic, Room, RoomDirectory, RoomLogic, Scheduler
 from gameserver.errors import BadRequest, RemoteError, RoomError, ScriptError
-from gameserver.protocol import check_text, check_value, get_codec, parse, request_id_of
+from gameserver.protocol import (
+    check_text,
+    check_value,
+    encoded_size,
+    get_codec,
+    parse,
+    request_id_of,
+)
 from gameserver.protocol import messages as m
 from gameserver.ratelimit import TokenBucket
 from gameserver.scripting.commands import CommandRunner
@@ -67,7 +74,7 @@ class GameService:
     ) -> None:
         self.config = config
         self.scripts = scripts
-        self.app_settings = app_settings  # per-app overrides of the Lua limits
+        self.app_settings = app_settings  # per-app overrides (config.APP_SETTINGS)
         self.clock = clock
         self.wall_ms = wall_ms
         self.directory = RoomDirectory()
@@ -124,11 +131,14 @@ class GameService:
             self.config.max_outbox_bytes,
             self.config.max_outbox_messages,
         )
-        now, limits = self.clock(), self.config
-        session.messages = TokenBucket(limits.messages_per_second, limits.message_burst, now)
-        session.drops = TokenBucket(limits.messages_per_second, limits.abusive_drops, now)
+        # The app's own rate limits, if it set any, as they are now: a change
+        # applies to connections opened after it.
+        now, limits = self.clock(), app_limits(self.config, self.app_settings(app_id))
+        rate = limits["messagesPerSecond"]
+        session.messages = TokenBucket(rate, limits["messageBurst"], now)
+        session.drops = TokenBucket(rate, self.config.abusive_drops, now)
         session.creations = TokenBucket(
-            limits.rooms_per_minute / 60, limits.room_creation_burst, now
+            limits["roomsPerMinute"] / 60, limits["roomCreationBurst"], now
         )
         self.sessions[key] = session
         hello = {
@@ -216,14 +226,14 @@ class GameService:
 
     def _rate_limited(self, session: Session, dropped: int, now: float) -> None:
         """One `rate_limited` error per frame; sustained flooding closes 4029."""
+        assert session.messages is not None and session.drops is not None
         session.send(
             m.error(
                 "rate_limited",
-                f"{dropped} message(s) dropped: at most {self.config.messages_per_second:g} "
-                f"per second (bursts of {self.config.message_burst})",
+                f"{dropped} message(s) dropped: at most {session.messages.rate:g} "
+                f"per second (bursts of {session.messages.burst:g})",
             )
         )
-        assert session.drops is not None
         for _ in range(dropped):
             if not session.drops.take(now):
                 session.close(CloseCode.RATE_LIMITED, "rate_limited")
@@ -364,9 +374,10 @@ class GameService:
             raise RoomError(
                 f"this app has {limits.max_rooms_per_app} rooms already", code="too_many_rooms"
             )
-        if session.creations is not None and not session.creations.take(self.clock()):
+        creations = session.creations
+        if creations is not None and not creations.take(self.clock()):
             raise RoomError(
-                f"at most {limits.rooms_per_minute:g} new rooms per minute per connection",
+                f"at most {creations.rate * 60:g} new rooms per minute per connection",
                 code="rate_limited",
             )
         room_config = {
@@ -381,17 +392,15 @@ class GameService:
         if cfg.script_name is not None and not SCRIPT_NAME.fullmatch(cfg.script_name):
             raise BadRequest("scriptName must be 1..64 characters of A-Z a-z 0-9 _ -")
         if cfg.script_name is not None:
-            settings = self.app_settings(session.app_id)
+            settings = app_limits(limits, self.app_settings(session.app_id))
             logic = LuaLogic(
                 cfg.script_name,
                 self.scripts.source(cfg.script_name, session.app_id),
                 room_id=room_id,
                 room_config=room_config,
-                memory_limit=settings.get("luaMemoryLimit", limits.lua_memory_limit),
-                instruction_limit=settings.get("luaInstructionLimit", limits.lua_instruction_limit),
-                tick_instruction_limit=settings.get(
-                    "luaTickInstructionLimit", limits.lua_tick_instruction_limit
-                ),
+                memory_limit=int(settings["luaMemoryLimit"]),
+                instruction_limit=int(settings["luaInstructionLimit"]),
+                tick_instruction_limit=int(settings["luaTickInstructionLimit"]),
                 commands=CommandRunner(limits),
             )
         room = Room(
@@ -488,6 +497,13 @@ class GameService:
         room = self._room_of(session)
         check_text(msg.action.type, "action.type")
         check_value(msg.action.data, self.config.max_value_depth, "action.data")
+        # Measured after check_value: the data is known to encode by then.
+        size = len(msg.action.type.encode()) + encoded_size(msg.action.data)
+        if size > self.config.max_action_bytes:
+            raise BadRequest(
+                f"action is {size} bytes (its type, plus its data as MessagePack); "
+                f"the limit is {self.config.max_action_bytes} bytes"
+            )
         room.queue_action(session.client_id, {"type": msg.action.type, "data": msg.action.data})
 
     def _chat(self, session: Session, msg: m.Chat) -> None:

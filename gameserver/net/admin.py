@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gameserver.config import Config
+from gameserver.config import APP_SETTINGS, Config, app_limits
 from gameserver.errors import RoomError
 from gameserver.scripting.library import SCRIPT_NAME, compile_error
 from gameserver.service import GameService
@@ -24,12 +24,6 @@ __all__ = ["admin_app"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_SOURCE_BYTES = 1024 * 1024
-# Per-app settings and their allowed ranges; rooms created afterwards use them.
-SETTINGS = {
-    "luaInstructionLimit": (1_000, 100_000_000),
-    "luaTickInstructionLimit": (1_000, 1_000_000_000),
-    "luaMemoryLimit": (1024 * 1024, 4096 * 1024 * 1024),
-}
 
 
 class _Refusal(Exception):
@@ -171,34 +165,23 @@ def admin_app(
 
     async def get_settings(request: web.Request) -> web.Response:
         app_id = request.match_info["appId"]
-        return web.json_response(_effective(apps.settings(app_id)))
+        return web.json_response(app_limits(config, apps.settings(app_id)))
 
     async def patch_settings(request: web.Request) -> web.Response:
         app_id, data = request.match_info["appId"], await body(request)
         values: dict[str, int | None] = {}
         for name, value in data.items():
-            bounds = SETTINGS.get(name)
-            if bounds is None:
+            setting = APP_SETTINGS.get(name)
+            if setting is None:
                 raise _Refusal(400, "bad_request", f"unknown setting {name[:64]!r}")
-            if value is not None and (
-                type(value) is not int or not bounds[0] <= value <= bounds[1]
-            ):
+            _, low, high = setting
+            if value is not None and (type(value) is not int or not low <= value <= high):
                 raise _Refusal(
-                    400,
-                    "bad_request",
-                    f"{name} must be an integer in {bounds[0]}..{bounds[1]} or null",
+                    400, "bad_request", f"{name} must be an integer in {low}..{high} or null"
                 )
             values[name] = value
         apps.set_settings(app_id, values)
-        return web.json_response(_effective(apps.settings(app_id)))
-
-    def _effective(stored: dict[str, int]) -> dict[str, int]:
-        defaults = {
-            "luaInstructionLimit": config.lua_instruction_limit,
-            "luaTickInstructionLimit": config.lua_tick_instruction_limit,
-            "luaMemoryLimit": config.lua_memory_limit,
-        }
-        return {**defaults, **stored}
+        return web.json_response(app_limits(config, apps.settings(app_id)))
 
     async def delete(request: web.Request) -> web.Response:
         app_id, name = request.match_info["appId"], request.match_info["name"]

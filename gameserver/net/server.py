@@ -26,11 +26,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from gameserver.config import Config
 from gameserver.service import GameService, Refused
 from gameserver.session import CloseCode, Session
 from gameserver.storage import App, AppStore
 
-__all__ = ["GameServer", "WS_PATH"]
+__all__ = ["GameServer", "WS_PATH", "socket_options"]
 
 log = logging.getLogger("gameserver.net")
 
@@ -45,6 +46,20 @@ def _query(path: str) -> dict[str, str]:
     (replacing bad bytes would let different client ids collide)."""
     query = urlsplit(path).query
     return {k: v[0] for k, v in parse_qs(query, keep_blank_values=True, errors="strict").items()}
+
+
+def socket_options(config: Config, max_message_bytes: int) -> dict[str, Any]:
+    """How our WebSocket layer is set up (websockets' `serve` arguments). One
+    place, so that bench/autobahn_echo.py tests exactly the socket layer we run."""
+    return {
+        "max_size": max_message_bytes,
+        "compression": None,  # encode once, send the same bytes to every member
+        "server_header": None,
+        "ping_interval": config.ping_interval,
+        "ping_timeout": config.ping_interval,
+        "close_timeout": config.close_timeout,
+        "logger": logging.getLogger("gameserver.websockets"),
+    }
 
 
 class _AppKeys:
@@ -168,19 +183,12 @@ class GameServer:
 
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the port (useful with port 0)."""
-        config = self.service.config
         self._server = await serve(
             self._handle,
             host,
             port,
             process_request=self._check_handshake,
-            max_size=self._max_message_bytes,
-            compression=None,  # encode once, send the same bytes to every member
-            server_header=None,
-            ping_interval=config.ping_interval,
-            ping_timeout=config.ping_interval,
-            close_timeout=config.close_timeout,
-            logger=logging.getLogger("gameserver.websockets"),
+            **socket_options(self.service.config, self._max_message_bytes),
         )
         return int(self._server.sockets[0].getsockname()[1])
 

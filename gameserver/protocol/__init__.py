@@ -2,7 +2,7 @@
 
 from gameserver.protocol.codec import CODECS, Codec, get_codec
 from gameserver.protocol.messages import ClientMessage, parse, request_id_of
-from gameserver.protocol.values import check_text, check_value
+from gameserver.protocol.values import check_text, check_value, encoded_size
 
 __all__ = [
     "CODECS",
@@ -10,6 +10,7 @@ __all__ = [
     "Codec",
     "check_text",
     "check_value",
+    "encoded_size",
     "get_codec",
     "parse",
     "request_id_of",

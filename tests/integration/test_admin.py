@@ -233,6 +233,10 @@ async def test_per_app_script_limits(server, admin):
         "luaInstructionLimit": 1_000_000,
         "luaTickInstructionLimit": 2_000_000,
         "luaMemoryLimit": 32 * 1024 * 1024,
+        "messagesPerSecond": 60,
+        "messageBurst": 120,
+        "roomsPerMinute": 30,
+        "roomCreationBurst": 10,
     }
     response = await admin.patch("settings", json={"luaInstructionLimit": 5000})
     assert (await response.json())["luaInstructionLimit"] == 5000
@@ -256,6 +260,64 @@ async def test_per_app_script_limits(server, admin):
     for bad in ({"luaInstructionLimit": 10}, {"luaMemoryLimit": "big"}, {"colour": 1}):
         response = await admin.patch("settings", json=bad)
         assert response.status == 400 and (await response.json())["error"] == "bad_request"
+
+
+async def test_per_app_rate_limits(server, admin):
+    """An app's own message rate applies to connections opened afterwards: 20
+    pings in one frame pass the default burst of 120 but not a burst of 5."""
+    ping = {"type": "ping", "clientTime": 1}
+    before = server.client("before")
+    await before.connect()
+    response = await admin.patch(
+        "settings", json={"messagesPerSecond": 2, "messageBurst": 5, "roomCreationBurst": 1}
+    )
+    assert response.status == 200
+    settings = await response.json()
+    rates = ("messagesPerSecond", "messageBurst", "roomsPerMinute", "roomCreationBurst")
+    assert [settings[name] for name in rates] == [2, 5, 30, 1]
+
+    after = server.client("after")
+    await after.connect()
+    limited = after.expect("error", code="rate_limited")
+    await after.send([ping] * 20)
+    message = (await limited)["message"]
+    assert "15 message(s) dropped" in message and "at most 2 per second (bursts of 5)" in message
+    assert len(after.received("pong")) == 5
+
+    unlimited = before.expect("pong", clientTime=2)
+    await before.send([ping] * 20 + [{**ping, "clientTime": 2}])
+    await unlimited
+    assert before.received("error") == []  # opened under the default: bursts of 120
+
+    # roomCreationBurst 1: a second room at once is refused (the default allows 10).
+    creator = server.client("creator")
+    await creator.connect()
+    await creator.create_room(room_id="one")
+    await creator.leave_room()
+    with pytest.raises(GameError) as err:
+        await creator.create_room(room_id="two")
+    assert err.value.code == "rate_limited"
+    for client in (before, after, creator):
+        await client.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"messagesPerSecond": 0}, "messagesPerSecond must be an integer in 1..10000 or null"),
+        ({"messagesPerSecond": 2.5}, "messagesPerSecond must be an integer"),
+        ({"messageBurst": 10**6}, "messageBurst must be an integer in 1..100000"),
+        ({"roomsPerMinute": -1}, "roomsPerMinute must be an integer in 1..10000"),
+        ({"roomCreationBurst": "5"}, "roomCreationBurst must be an integer in 1..1000"),
+        ({"messagesPerSecond": True}, "messagesPerSecond must be an integer"),
+    ],
+)
+async def test_rate_settings_out_of_range_are_400(admin, body, says):
+    response = await admin.patch("settings", json=body)
+    answer = await response.json()
+    assert response.status == 400 and answer["error"] == "bad_request"
+    assert says in answer["message"]
+    assert (await (await admin.get("settings")).json())["messagesPerSecond"] == 60  # unchanged
 
 
 async def test_health_and_readiness(start_server):

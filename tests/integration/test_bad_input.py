@@ -197,6 +197,26 @@ async def test_chat_over_the_length_cap_is_refused(clients, server):
     assert a.received("chat") == []
 
 
+@pytest.mark.parametrize("encoding", ["msgpack", "json"])
+async def test_an_action_over_the_size_cap_is_refused(clients, server, encoding):
+    """The cap counts type + data as MessagePack bytes in both encodings: a
+    4092-character string is 4095 bytes with its 3-byte header, plus 1 for the type."""
+    limit = server.app.config.max_action_bytes
+    assert limit == 4096
+    a, b = await clients("a", "b", encoding=encoding)
+    await a.create_room(room_id="r")
+    await b.join_room("r")
+    error = a.expect("error")
+    await a.send({"type": "action", "requestId": 3, "action": {"type": "x", "data": "y" * 4093}})
+    message = await error
+    assert message["code"] == "bad_request" and message["requestId"] == 3
+    assert "4097 bytes" in message["message"] and "4096 bytes" in message["message"]
+    relayed = b.expect("action")
+    await a.send_action("x", "y" * 4092)  # exactly at the cap: relayed
+    assert len((await relayed)["action"]["data"]) == 4092
+    assert len(b.received("action")) == 1
+
+
 async def test_a_frame_over_the_size_limit_closes_1009(start_server):
     server = await start_server(max_message_bytes=4096)
     a = server.client("big")

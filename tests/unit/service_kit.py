@@ -17,13 +17,15 @@ class Clock:
         return self.now
 
 
-def make_game(**config) -> tuple[GameService, Clock]:
-    """A service on a manual clock, with these Config overrides."""
+def make_game(app_settings=None, **config) -> tuple[GameService, Clock]:
+    """A service on a manual clock, with these Config overrides (and, if
+    given, `app_settings(app_id)`: each app's own settings)."""
     clock = Clock()
     settings = Config(**config)
     service = GameService(
         settings,
         ScriptLibrary(settings.scripts_dirs),
+        app_settings=app_settings or (lambda app_id: {}),
         clock=clock,
         wall_ms=lambda: int(clock.now * 1000),
     )

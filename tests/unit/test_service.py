@@ -156,3 +156,29 @@ def test_a_frame_of_more_than_256_messages_is_refused_whole(game):
     assert reply["code"] == "bad_request" and "256" in reply["message"]
     send(service, a, *[ping] * 256)
     assert [m["type"] for m in frames(service, a)] == ["pong"] * 256
+
+
+def test_an_apps_own_rate_limits_apply_to_its_connections_others_keep_the_defaults():
+    own = {"slow": {"messagesPerSecond": 1, "messageBurst": 2, "roomCreationBurst": 1}}
+    service, clock = make_game(app_settings=lambda app_id: own.get(app_id, {}))
+    slow = service.open_session("slow", "a", None, None)
+    other = service.open_session("other", "a", None, None)
+    frames(service, slow), frames(service, other)
+    ping = {"type": "ping", "requestId": 1, "clientTime": 1}
+    send(service, slow, *[ping] * 3)
+    got = frames(service, slow)
+    assert [m["type"] for m in got] == ["pong", "pong", "error"]
+    assert "1 message(s) dropped: at most 1 per second (bursts of 2)" in got[-1]["message"]
+    send(service, other, *[ping] * 3)
+    assert [m["type"] for m in frames(service, other)] == ["pong"] * 3
+    clock.now += 2  # two more messages: a room, then a second one at once
+    send(service, slow, {"type": "create_room", "requestId": 1, "config": {"roomId": "r1"}})
+    send(service, slow, {"type": "leave_room", "requestId": 2})
+    frames(service, slow)
+    clock.now += 1
+    send(service, slow, {"type": "create_room", "requestId": 3, "config": {"roomId": "r2"}})
+    refused = frames(service, slow)[-1]
+    assert (
+        refused["code"] == "rate_limited"
+        and "at most 30 new rooms per minute" in refused["message"]
+    )
