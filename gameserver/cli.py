@@ -4,6 +4,7 @@ gameserver [--host H] [--port P] [--tick-rate N] [--data-dir D]
            [--scripts-dir D ...] [--max-message-bytes N] [--log-level L]
 gameserver app create NAME [--data-dir D]
 gameserver app list [--data-dir D]
+gameserver app token APP CLIENT_ID [--ttl S] [--data-dir D]
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import json
 import logging
 import re
 import sys
+import time
 from pathlib import Path
 
 import uvloop
 
-from gameserver import __version__, _accel
+from gameserver import __version__, _accel, identity
 from gameserver.app import GameApp, ws_url
 from gameserver.config import BUILTIN_SCRIPTS_DIR, Config
 from gameserver.storage import SqliteAppStore
@@ -31,7 +33,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gameserver",
         description="Authoritative real-time game server. Serves the Connect Base game "
-        "protocol over WebSocket. Subcommand: `gameserver app create NAME`, `gameserver app list`.",
+        "protocol over WebSocket. Subcommands: `gameserver app create NAME`, `gameserver app list`, "
+        "`gameserver app token APP CLIENT_ID`.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--host", default=_DEFAULTS.host, help="interface to listen on")
@@ -91,9 +94,36 @@ def _app_parser() -> argparse.ArgumentParser:
     create = sub.add_parser("create", help="create an app; prints {app_id, public_key, secret_key}")
     create.add_argument("name")
     lst = sub.add_parser("list", help="list apps with their public keys")
-    for q in (create, lst):
+    token = sub.add_parser(
+        "token",
+        help="mint a signed client id token (for testing; a game's backend mints its own)",
+    )
+    token.add_argument("app", help="app name or app id")
+    token.add_argument("client_id")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid")
+    for q in (create, lst, token):
         q.add_argument("--data-dir", type=Path, default=_DEFAULTS.data_dir)
     return p
+
+
+def _token_command(store: SqliteAppStore, args: argparse.Namespace) -> int:
+    app = store.app_by_name(args.app) or store.app_by_id(args.app)
+    if app is None:
+        print(f"gameserver: no app named {args.app!r}", file=sys.stderr)
+        return 1
+    key = store.signing_key(app.app_id)
+    if key is None:
+        print(
+            "gameserver: this app has no signing key yet: turn requireSignedClientId on "
+            "through the admin API (PATCH /v1/game/{appId}/settings) once",
+            file=sys.stderr,
+        )
+        return 1
+    if not 1 <= args.ttl <= _DEFAULTS.max_token_lifetime:
+        print(f"gameserver: --ttl must be 1..{_DEFAULTS.max_token_lifetime}", file=sys.stderr)
+        return 2
+    print(identity.sign(key, args.client_id, int(time.time()) + args.ttl))
+    return 0
 
 
 def _app_command(argv: list[str]) -> int:
@@ -115,6 +145,8 @@ def _app_command(argv: list[str]) -> int:
                 "secret_key": new.secret_key,
             }
             print(json.dumps(line))
+        elif args.action == "token":
+            return _token_command(store, args)
         else:
             for app in store.list_apps():
                 print(

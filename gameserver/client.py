@@ -68,12 +68,16 @@ class GameClient:
         *,
         encoding: str = "msgpack",
         request_timeout: float = 10.0,
+        token: str | None = None,
     ) -> None:
+        """`token`: the signed client id token your backend minted for
+        `client_id` (gameserver.identity.mint_token), for apps that require one."""
         if encoding not in ("msgpack", "json"):
             raise ValueError("encoding must be msgpack or json")
         self.url = url
         self.public_key = public_key
         self.client_id = client_id
+        self.token = token
         self.encoding = encoding
         self.request_timeout = request_timeout
         self.state: dict[str, Any] | None = None  # GameState of the current room
@@ -127,6 +131,8 @@ class GameClient:
             "client_id": self.client_id,
             "encoding": self.encoding,
         }
+        if self.token is not None:
+            query["token"] = self.token
         if resume and self.resume_token:
             query["resume_token"] = self.resume_token
         self._connected = asyncio.get_running_loop().create_future()

@@ -35,6 +35,11 @@ class Config:
     close_timeout: float = 2.0  # seconds a peer has to answer our close before TCP is cut
     ping_interval: float = 20.0  # keepalive pings; unanswered for as long again: close 1011
 
+    # Signed client ids
+    # A signed client id token (apps with `requireSignedClientId`) whose expiry is
+    # further ahead than this is refused: a backend bug must not mint forever-tokens.
+    max_token_lifetime: int = 7 * 24 * 3600  # seconds
+
     # Storage
     data_dir: Path = Path("gameserver-data")
     scripts_dirs: tuple[Path, ...] = field(default_factory=lambda: (BUILTIN_SCRIPTS_DIR,))

@@ -14,8 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
+from gameserver import identity
 from gameserver.config import Config
 from gameserver.errors import RoomError
+from gameserver.net.server import REQUIRE_SIGNED_CLIENT_ID
 from gameserver.scripting.library import SCRIPT_NAME, compile_error
 from gameserver.service import GameService
 from gameserver.storage.base import AppStore, ScriptStore, ScriptVersion
@@ -30,6 +32,7 @@ SETTINGS = {
     "luaTickInstructionLimit": (1_000, 1_000_000_000),
     "luaMemoryLimit": (1024 * 1024, 4096 * 1024 * 1024),
 }
+FLAGS = (REQUIRE_SIGNED_CLIENT_ID,)  # per-app switches: true, false, or null (false)
 
 
 class _Refusal(Exception):
@@ -46,6 +49,11 @@ def _version_info(row: ScriptVersion) -> dict[str, Any]:
     return {"version": row.version, "createdAt": row.created_at}
 
 
+def _bearer(request: web.Request) -> str:
+    auth = request.headers.get("Authorization", "")
+    return auth[7:] if auth.startswith("Bearer ") else ""
+
+
 def admin_app(
     config: Config, apps: AppStore, scripts: ScriptStore, service: GameService
 ) -> web.Application:
@@ -54,8 +62,7 @@ def admin_app(
         """Secret-key auth for every route, and errors as JSON, never a traceback."""
         app_id = request.match_info.get("appId")
         if app_id is not None:
-            auth = request.headers.get("Authorization", "")
-            key = auth[7:] if auth.startswith("Bearer ") else ""
+            key = _bearer(request)
             if (
                 not key.startswith("cb_sk_")
                 or not key.isascii()
@@ -177,6 +184,11 @@ def admin_app(
         app_id, data = request.match_info["appId"], await body(request)
         values: dict[str, int | None] = {}
         for name, value in data.items():
+            if name in FLAGS:
+                if value is not None and type(value) is not bool:
+                    raise _Refusal(400, "bad_request", f"{name} must be true, false or null")
+                values[name] = None if value is None else int(value)
+                continue
             bounds = SETTINGS.get(name)
             if bounds is None:
                 raise _Refusal(400, "bad_request", f"unknown setting {name[:64]!r}")
@@ -189,16 +201,21 @@ def admin_app(
                     f"{name} must be an integer in {bounds[0]}..{bounds[1]} or null",
                 )
             values[name] = value
+        if values.get(REQUIRE_SIGNED_CLIENT_ID):
+            # This request carries the secret key (the guard checked it): the
+            # moment to (re)learn the signing key of an app that predates it.
+            apps.set_signing_key(app_id, identity.signing_key(_bearer(request)))
         apps.set_settings(app_id, values)
         return web.json_response(_effective(apps.settings(app_id)))
 
-    def _effective(stored: dict[str, int]) -> dict[str, int]:
+    def _effective(stored: dict[str, int]) -> dict[str, int | bool]:
         defaults = {
             "luaInstructionLimit": config.lua_instruction_limit,
             "luaTickInstructionLimit": config.lua_tick_instruction_limit,
             "luaMemoryLimit": config.lua_memory_limit,
         }
-        return {**defaults, **stored}
+        flags = {name: bool(stored.get(name, 0)) for name in FLAGS}
+        return {**defaults, **stored, **flags}
 
     async def delete(request: web.Request) -> web.Response:
         app_id, name = request.match_info["appId"], request.match_info["name"]

@@ -22,15 +22,17 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from gameserver import identity
 from gameserver.service import GameService, Refused
 from gameserver.session import Session
 from gameserver.storage import App, AppStore
 
-__all__ = ["GameServer", "WS_PATH"]
+__all__ = ["GameServer", "WS_PATH", "REQUIRE_SIGNED_CLIENT_ID"]
 
 log = logging.getLogger("gameserver.net")
 
 WS_PATH = "/v1/game/ws"
+REQUIRE_SIGNED_CLIENT_ID = "requireSignedClientId"  # the app setting (admin API)
 # uvloop timers may fire up to ~1.2 ms early; wake this much before a tick
 # deadline and finish the wait with a short precise sleep, so ticks are never early.
 _EARLY_WAKE = 0.0015
@@ -60,6 +62,22 @@ class _AppKeys:
             if app is not None:
                 self._cache[key] = app
         return app
+
+    def token_refusal(self, app: App, query: dict[str, str], max_lifetime: int) -> str | None:
+        """Why the handshake's client id is not vouched for, when the app asks
+        for signed client ids (read per handshake: the admin API may turn it on)."""
+        if not self._store.settings(app.app_id).get(REQUIRE_SIGNED_CLIENT_ID):
+            return None
+        key = self._store.signing_key(app.app_id)
+        if key is None:  # only apps from before signing keys, never turned on through the API
+            return "this app requires signed client ids but has no signing key yet"
+        return identity.token_refusal(
+            key,
+            query.get("client_id", ""),
+            query.get("token"),
+            now=time.time(),
+            max_lifetime=max_lifetime,
+        )
 
 
 class _Link:
@@ -186,8 +204,12 @@ class GameServer:
             query = _query(request.path)
         except UnicodeDecodeError:
             return ws.respond(HTTPStatus.BAD_REQUEST, "query parameters must be UTF-8\n")
-        if self._keys.lookup(request.headers, query) is None:
+        app = self._keys.lookup(request.headers, query)
+        if app is None:
             return ws.respond(HTTPStatus.UNAUTHORIZED, "missing or unknown public key\n")
+        refusal = self._keys.token_refusal(app, query, self.service.config.max_token_lifetime)
+        if refusal is not None:
+            return ws.respond(HTTPStatus.UNAUTHORIZED, refusal + "\n")
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:

@@ -233,6 +233,7 @@ async def test_per_app_script_limits(server, admin):
         "luaInstructionLimit": 1_000_000,
         "luaTickInstructionLimit": 2_000_000,
         "luaMemoryLimit": 32 * 1024 * 1024,
+        "requireSignedClientId": False,
     }
     response = await admin.patch("settings", json={"luaInstructionLimit": 5000})
     assert (await response.json())["luaInstructionLimit"] == 5000

@@ -8,7 +8,12 @@ import re
 import signal
 import sys
 
+import aiohttp
+import pytest
+from websockets.exceptions import InvalidStatus
+
 from gameserver.client import GameClient
+from gameserver.identity import mint_token
 
 CLI = [sys.executable, "-m", "gameserver"]
 
@@ -111,3 +116,54 @@ async def test_serve_creates_default_app_prints_url_serves_and_stops_on_sigterm(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def start_cli(*args: str) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """A server process on a free port; returns it with its stdout up to `connect: `."""
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "--port", "0", "--host", "127.0.0.1", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while not any(line.startswith("connect: ") for line in lines):
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        if not line:
+            _, err = await proc.communicate()
+            raise AssertionError(f"the server exited: {err.decode()}")
+        lines.append(line.rstrip("\n"))
+    return proc, lines
+
+
+async def stop_cli(proc: asyncio.subprocess.Process) -> tuple[str, str]:
+    proc.send_signal(signal.SIGTERM)
+    out, err = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 0
+    return out.decode(), err.decode()
+
+
+async def test_app_token_mints_what_the_server_accepts(tmp_path):
+    proc, lines = await start_cli("--data-dir", str(tmp_path))
+    try:
+        secret = lines[lines.index(next(x for x in lines if "shown only now" in x)) + 1].strip()
+        admin = re.search(r"admin API: (http://\S+)/scripts", "\n".join(lines)).group(1)
+        url, public_key = re.search(
+            r"connect: (ws://\S+)\?public_key=(cb_pk_\S+)&", "\n".join(lines)
+        ).groups()
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {secret}"}) as http:
+            response = await http.patch(admin + "/settings", json={"requireSignedClientId": True})
+            assert response.status == 200
+        code, out, _ = await run("app", "token", "default", "dana", "--data-dir", str(tmp_path))
+        assert code == 0
+        token = out.strip()
+        assert re.fullmatch(r"[0-9]+\.[A-Za-z0-9_-]{43}", token)
+        assert token == mint_token(secret, "dana", int(token.split(".")[0]))
+        player = GameClient(url, public_key, "dana", token=token)
+        await player.connect()
+        await player.disconnect()
+        with pytest.raises(InvalidStatus):
+            await GameClient(url, public_key, "eve", token=token).connect()
+    finally:
+        await stop_cli(proc)
+    code, _, err = await run("app", "token", "nope", "x", "--data-dir", str(tmp_path))
+    assert code == 1 and "no app named" in err
