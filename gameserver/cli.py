@@ -2,6 +2,7 @@
 
 gameserver [--host H] [--port P] [--tick-rate N] [--data-dir D]
            [--scripts-dir D ...] [--max-message-bytes N] [--log-level L]
+           [--[no-]require-strong-keys] [--dev]
 gameserver app create NAME [--data-dir D]
 gameserver app list [--data-dir D]
 gameserver app token APP CLIENT_ID [--ttl S] [--data-dir D]
@@ -22,6 +23,7 @@ import uvloop
 from gameserver import __version__, _accel, identity
 from gameserver.app import GameApp, ws_url
 from gameserver.config import BUILTIN_SCRIPTS_DIR, Config
+from gameserver.errors import ConfigError
 from gameserver.storage import SqliteAppStore
 
 __all__ = ["main"]
@@ -83,6 +85,18 @@ def _serve_parser() -> argparse.ArgumentParser:
         type=int,
         default=_DEFAULTS.lua_memory_limit // (1024 * 1024),
         help="memory cap of each room's Lua runtime, in MiB",
+    )
+    p.add_argument(
+        "--require-strong-keys",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"refuse to start if an app's keys are short (under {_DEFAULTS.min_key_chars} "
+        "random characters) or example keys; on unless --dev",
+    )
+    p.add_argument(
+        "--dev",
+        action="store_true",
+        help="development mode: allows weak app keys (--no-require-strong-keys)",
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return p
@@ -170,6 +184,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         raise SystemExit(
             "gameserver: --lua-instruction-limit must be at least 1000 and --lua-memory-mb 1..4096"
         )
+    strong_keys = not args.dev if args.require_strong_keys is None else args.require_strong_keys
     return Config(
         host=args.host,
         port=args.port,
@@ -180,6 +195,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         max_message_bytes=args.max_message_bytes,
         lua_instruction_limit=args.lua_instruction_limit,
         lua_memory_limit=args.lua_memory_mb * 1024 * 1024,
+        require_strong_keys=strong_keys,
     )
 
 
@@ -212,7 +228,11 @@ def main(argv: list[str] | None = None) -> int:
             f"connect: {url}?public_key={default.public_key}&client_id=YOUR_PLAYER_ID", flush=True
         )
 
-    uvloop.run(app.serve_until_signalled(ready))
+    try:
+        uvloop.run(app.serve_until_signalled(ready))
+    except ConfigError as exc:  # raised before the server listens
+        print(f"gameserver: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

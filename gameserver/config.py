@@ -35,7 +35,10 @@ class Config:
     close_timeout: float = 2.0  # seconds a peer has to answer our close before TCP is cut
     ping_interval: float = 20.0  # keepalive pings; unanswered for as long again: close 1011
 
-    # Signed client ids
+    # Keys and identity
+    # Refuse to start when an app's key is short or an example key (`--dev`: off).
+    require_strong_keys: bool = True
+    min_key_chars: int = 32  # random characters after the `cb_pk_`/`cb_sk_` prefix
     # A signed client id token (apps with `requireSignedClientId`) whose expiry is
     # further ahead than this is refused: a backend bug must not mint forever-tokens.
     max_token_lifetime: int = 7 * 24 * 3600  # seconds

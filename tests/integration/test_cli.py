@@ -14,6 +14,8 @@ from websockets.exceptions import InvalidStatus
 
 from gameserver.client import GameClient
 from gameserver.identity import mint_token
+from gameserver.storage import SqliteAppStore
+from gameserver.storage.base import key_digest
 
 CLI = [sys.executable, "-m", "gameserver"]
 
@@ -140,6 +142,48 @@ async def stop_cli(proc: asyncio.subprocess.Process) -> tuple[str, str]:
     out, err = await asyncio.wait_for(proc.communicate(), 15)
     assert proc.returncode == 0
     return out.decode(), err.decode()
+
+
+def weaken_default_app(data_dir, public_key: str) -> None:
+    """A data directory whose default app has `public_key`: as if typed in by hand."""
+    store = SqliteAppStore(data_dir)
+    app = store.create_app("default").app
+    store._db.execute(
+        "UPDATE apps SET public_key = ?, public_key_digest = ? WHERE app_id = ?",
+        (public_key, key_digest(public_key), app.app_id),
+    )
+    store.close()
+
+
+async def test_weak_keys_stop_the_server_unless_dev(tmp_path):
+    weaken_default_app(tmp_path, "cb_pk_test")
+    code, out, err = await run("--port", "0", "--host", "127.0.0.1", "--data-dir", str(tmp_path))
+    assert code == 2
+    assert "refusing to start with weak app keys" in err and "'default'" in err
+    assert "example key" in err and "--dev" in err
+    assert "Traceback" not in err and "listening" not in out
+    code, _, err = await run(
+        "--port", "0", "--host", "127.0.0.1", "--data-dir", str(tmp_path), "--require-strong-keys"
+    )
+    assert code == 2 and "weak app keys" in err
+
+    for flags in (["--dev"], ["--no-require-strong-keys"]):
+        proc, lines = await start_cli("--data-dir", str(tmp_path), *flags)
+        assert "default app public key: cb_pk_test" in lines
+        await stop_cli(proc)
+
+
+async def test_a_short_public_key_is_weak_too(tmp_path):
+    weaken_default_app(tmp_path, "cb_pk_" + "Ab1-_xYz9" * 3)  # 27 characters
+    code, _, err = await run("--port", "0", "--data-dir", str(tmp_path))
+    assert code == 2 and "fewer than 32 random characters" in err
+
+
+async def test_the_quick_start_keys_are_strong(tmp_path):
+    # What `./dev serve` does on an empty data directory: no --dev needed.
+    proc, lines = await start_cli("--data-dir", str(tmp_path))
+    assert any("created the default app" in line for line in lines)
+    await stop_cli(proc)
 
 
 async def test_app_token_mints_what_the_server_accepts(tmp_path):
