@@ -2,7 +2,7 @@
 
 gameserver [--host H] [--port P] [--tick-rate N] [--data-dir D]
            [--scripts-dir D ...] [--max-message-bytes N] [--log-level L]
-           [--[no-]require-strong-keys] [--dev]
+           [--max-connections-per-ip N] [--[no-]require-strong-keys] [--dev]
 gameserver app create NAME [--data-dir D]
 gameserver app list [--data-dir D]
 gameserver app token APP CLIENT_ID [--ttl S] [--data-dir D]
@@ -85,6 +85,13 @@ def _serve_parser() -> argparse.ArgumentParser:
         type=int,
         default=_DEFAULTS.lua_memory_limit // (1024 * 1024),
         help="memory cap of each room's Lua runtime, in MiB",
+    )
+    p.add_argument(
+        "--max-connections-per-ip",
+        type=int,
+        default=_DEFAULTS.max_connections_per_ip,
+        help="sockets one remote address may hold on the game port; more are refused with "
+        "HTTP 429. Behind a load balancer raise it, or 0 for no cap",
     )
     p.add_argument(
         "--require-strong-keys",
@@ -180,6 +187,8 @@ def _config_from(args: argparse.Namespace) -> Config:
         )
     if args.max_message_bytes < 1024:
         raise SystemExit("gameserver: --max-message-bytes must be at least 1024")
+    if args.max_connections_per_ip < 0:
+        raise SystemExit("gameserver: --max-connections-per-ip must be 0 (no cap) or more")
     if args.lua_instruction_limit < 1000 or not 1 <= args.lua_memory_mb <= 4096:
         raise SystemExit(
             "gameserver: --lua-instruction-limit must be at least 1000 and --lua-memory-mb 1..4096"
@@ -195,6 +204,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         max_message_bytes=args.max_message_bytes,
         lua_instruction_limit=args.lua_instruction_limit,
         lua_memory_limit=args.lua_memory_mb * 1024 * 1024,
+        max_connections_per_ip=args.max_connections_per_ip,
         require_strong_keys=strong_keys,
     )
 

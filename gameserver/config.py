@@ -34,6 +34,14 @@ class Config:
     max_outbox_bytes: int = 1024 * 1024  # unsent bytes for one client before 4008 slow_consumer
     close_timeout: float = 2.0  # seconds a peer has to answer our close before TCP is cut
     ping_interval: float = 20.0  # keepalive pings; unanswered for as long again: close 1011
+    # TCP connections to the game port from one remote address, open or still
+    # in their handshake; the handshake of one more is answered 429. Behind a
+    # load balancer every player shares its address: raise it there (0: no cap).
+    max_connections_per_ip: int = 64
+    # Over that cap, this many more sockets per address still get their 429;
+    # beyond them a socket is closed at accept, so idle half-open handshakes
+    # from one address cannot pile up until their 10 s handshake timeout.
+    refused_sockets_per_ip: int = 64
 
     # Keys and identity
     # Refuse to start when an app's key is short or an example key (`--dev`: off).

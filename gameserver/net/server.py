@@ -1,8 +1,9 @@
 """The socket side: WebSocket connections in, frames out, tick timers.
 
-This is the only module that touches asyncio and websockets. It owns no game
-rules: it hands each frame to the GameService, runs the service's ticks when
-their deadline comes, and writes out what the service queued. One writer task
+This module (with peers.py, which counts sockets per address) is the only
+code that touches asyncio and websockets. It owns no game rules: it hands
+each frame to the GameService, runs the service's ticks when their deadline
+comes, and writes out what the service queued. One writer task
 per connection keeps frames in order and lets a slow reader stall only
 itself (its outbox in the Session is bounded).
 """
@@ -23,6 +24,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from gameserver import identity
+from gameserver.net.peers import PeerCount, counted_connection
 from gameserver.service import GameService, Refused
 from gameserver.session import Session
 from gameserver.storage import App, AppStore
@@ -155,6 +157,8 @@ class GameServer:
         self._keys = _AppKeys(apps)
         self._max_message_bytes = max_message_bytes
         self._links: dict[Session, _Link] = {}
+        config = service.config
+        self.peers = PeerCount(config.max_connections_per_ip, config.refused_sockets_per_ip)
         self._server: Server | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
@@ -169,6 +173,7 @@ class GameServer:
             host,
             port,
             process_request=self._check_handshake,
+            create_connection=counted_connection(self.peers),
             max_size=self._max_message_bytes,
             compression=None,  # encode once, send the same bytes to every member
             server_header=None,
@@ -200,6 +205,10 @@ class GameServer:
     def _check_handshake(self, ws: ServerConnection, request: Request) -> Response | None:
         if urlsplit(request.path).path != WS_PATH:
             return ws.respond(HTTPStatus.NOT_FOUND, f"the game endpoint is {WS_PATH}\n")
+        if self.peers.over_cap(getattr(ws, "peer_ip", "?")):
+            return ws.respond(
+                HTTPStatus.TOO_MANY_REQUESTS, "too many connections from this address\n"
+            )
         try:
             query = _query(request.path)
         except UnicodeDecodeError:
