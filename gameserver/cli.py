@@ -24,6 +24,7 @@ from gameserver import __version__, _accel, identity
 from gameserver.app import GameApp, ws_url
 from gameserver.config import BUILTIN_SCRIPTS_DIR, Config
 from gameserver.errors import ConfigError
+from gameserver.redact import RedactCredentials
 from gameserver.storage import SqliteAppStore
 
 __all__ = ["main"]
@@ -219,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactCredentials())
     config = _config_from(args)
     app = GameApp(config)
     default, created = app.default_app()

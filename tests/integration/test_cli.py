@@ -211,3 +211,45 @@ async def test_app_token_mints_what_the_server_accepts(tmp_path):
         await stop_cli(proc)
     code, _, err = await run("app", "token", "nope", "x", "--data-dir", str(tmp_path))
     assert code == 1 and "no app named" in err
+
+
+async def test_the_secret_key_never_reaches_the_logs(tmp_path):
+    proc, lines = await start_cli("--data-dir", str(tmp_path), "--log-level", "DEBUG")
+    stopped = False
+    try:
+        shown = lines.index(next(x for x in lines if "shown only now" in x)) + 1
+        secret = lines[shown].strip()
+        app_id = re.search(r"/v1/game/(app_\w+)/scripts", "\n".join(lines)).group(1)
+        admin = re.search(r"admin API: (http://\S+)/scripts", "\n".join(lines)).group(1)
+        url, public_key = re.search(
+            r"connect: (ws://\S+)\?public_key=(cb_pk_\S+)&", "\n".join(lines)
+        ).groups()
+        async with aiohttp.ClientSession() as http:
+            good = {"Authorization": f"Bearer {secret}"}
+            upload = {"name": "duel", "source": "x = 1", "activate": True}
+            assert (await http.post(admin + "/scripts", json=upload, headers=good)).status == 201
+            assert (await http.get(admin + "/scripts/duel", headers=good)).status == 200
+            response = await http.patch(admin + "/settings", json={"nope": 1}, headers=good)
+            assert response.status == 400
+            bad = {"Authorization": f"Bearer {secret}x"}  # contains the real secret
+            assert (await http.get(admin + "/scripts", headers=bad)).status == 401
+            wrong_app = admin.replace(app_id, "app_0000000000000000")
+            assert (await http.get(wrong_app + "/scripts", headers=good)).status == 401
+        # A developer pasting the secret where the public key goes; a resumed session.
+        with pytest.raises(InvalidStatus):
+            await GameClient(url, secret, "oops").connect()
+        player = GameClient(url, public_key, "p", encoding="json")
+        await player.connect()
+        await player.create_room(script_name="duel")
+        await player.disconnect()
+        out, err = await stop_cli(proc)
+        stopped = True
+    finally:
+        if not stopped:
+            proc.kill()
+            await proc.wait()
+    assert "connection open" in err and "DEBUG" in err  # the logs did run at DEBUG
+    assert secret not in err
+    assert secret[len("cb_sk_") :] not in err
+    stdout_lines = [*lines, *out.splitlines()]
+    assert [i for i, line in enumerate(stdout_lines) if secret in line] == [shown]
