@@ -41,6 +41,10 @@ async def test_help_explains_every_flag_with_its_default():
         "--admin-port",
         "--lua-instruction-limit",
         "--lua-memory-mb",
+        "--max-connections-per-ip",
+        "--require-strong-keys",
+        "--no-require-strong-keys",
+        "--dev",
     ):
         assert flag in out
     assert "default: 64" in out and "default: 0.0.0.0" in out and "default: 65536" in out
