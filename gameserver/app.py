@@ -13,11 +13,13 @@ from aiohttp import web
 
 from gameserver import _accel
 from gameserver.config import Config
+from gameserver.errors import ConfigError
 from gameserver.net import WS_PATH, GameServer
 from gameserver.net.admin import admin_app
 from gameserver.scripting.library import ScriptLibrary
 from gameserver.service import GameService
 from gameserver.storage import App, NewApp, SqliteAppStore
+from gameserver.storage.base import key_weakness
 from gameserver.storage.sqlite_scripts import SqliteScriptStore
 
 __all__ = ["GameApp", "DEFAULT_APP"]
@@ -50,7 +52,26 @@ class GameApp:
         created = self.apps.create_app(DEFAULT_APP)
         return created.app, created
 
+    def check_keys(self) -> None:
+        """Raise ConfigError naming every app whose keys are weak (short,
+        patterned or an example key): not for a server players can reach."""
+        weak = []
+        for app in self.apps.list_apps():
+            reason = key_weakness(
+                app.public_key,
+                self.apps.secret_key_digest(app.app_id),
+                min_chars=self.config.min_key_chars,
+            )
+            if reason is not None:
+                weak.append(f"app {app.name!r} ({app.app_id}): {reason}")
+        if weak:
+            raise ConfigError(
+                "refusing to start with weak app keys (--dev allows them):\n  " + "\n  ".join(weak)
+            )
+
     async def start(self) -> int:
+        if self.config.require_strong_keys:
+            self.check_keys()
         log.info("state core: %s", _accel.IMPL)
         self.port = await self.server.start(self.config.host, self.config.port)
         admin_port = self.config.admin_port

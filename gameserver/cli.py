@@ -2,8 +2,10 @@
 
 gameserver [--host H] [--port P] [--tick-rate N] [--data-dir D]
            [--scripts-dir D ...] [--max-message-bytes N] [--log-level L]
+           [--max-connections-per-ip N] [--[no-]require-strong-keys] [--dev]
 gameserver app create NAME [--data-dir D]
 gameserver app list [--data-dir D]
+gameserver app token APP CLIENT_ID [--ttl S] [--data-dir D]
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import json
 import logging
 import re
 import sys
+import time
 from pathlib import Path
 
 import uvloop
 
-from gameserver import __version__, _accel
+from gameserver import __version__, _accel, identity
 from gameserver.app import GameApp, ws_url
 from gameserver.config import BUILTIN_SCRIPTS_DIR, Config
+from gameserver.errors import ConfigError
+from gameserver.redact import RedactCredentials
 from gameserver.storage import SqliteAppStore
 
 __all__ = ["main"]
@@ -31,7 +36,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gameserver",
         description="Authoritative real-time game server. Serves the Connect Base game "
-        "protocol over WebSocket. Subcommand: `gameserver app create NAME`, `gameserver app list`.",
+        "protocol over WebSocket. Subcommands: `gameserver app create NAME`, `gameserver app list`, "
+        "`gameserver app token APP CLIENT_ID`.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--host", default=_DEFAULTS.host, help="interface to listen on")
@@ -93,6 +99,25 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.drain_timeout,
         help="on SIGTERM/SIGINT: seconds to tell rooms and close sockets before exiting",
     )
+    p.add_argument(
+        "--max-connections-per-ip",
+        type=int,
+        default=_DEFAULTS.max_connections_per_ip,
+        help="sockets one remote address may hold on the game port; more are refused with "
+        "HTTP 429. Behind a load balancer raise it, or 0 for no cap",
+    )
+    p.add_argument(
+        "--require-strong-keys",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"refuse to start if an app's keys are short (under {_DEFAULTS.min_key_chars} "
+        "random characters) or example keys; on unless --dev",
+    )
+    p.add_argument(
+        "--dev",
+        action="store_true",
+        help="development mode: allows weak app keys (--no-require-strong-keys)",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return p
 
@@ -103,9 +128,36 @@ def _app_parser() -> argparse.ArgumentParser:
     create = sub.add_parser("create", help="create an app; prints {app_id, public_key, secret_key}")
     create.add_argument("name")
     lst = sub.add_parser("list", help="list apps with their public keys")
-    for q in (create, lst):
+    token = sub.add_parser(
+        "token",
+        help="mint a signed client id token (for testing; a game's backend mints its own)",
+    )
+    token.add_argument("app", help="app name or app id")
+    token.add_argument("client_id")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid")
+    for q in (create, lst, token):
         q.add_argument("--data-dir", type=Path, default=_DEFAULTS.data_dir)
     return p
+
+
+def _token_command(store: SqliteAppStore, args: argparse.Namespace) -> int:
+    app = store.app_by_name(args.app) or store.app_by_id(args.app)
+    if app is None:
+        print(f"gameserver: no app named {args.app!r}", file=sys.stderr)
+        return 1
+    key = store.signing_key(app.app_id)
+    if key is None:
+        print(
+            "gameserver: this app has no signing key yet: turn requireSignedClientId on "
+            "through the admin API (PATCH /v1/game/{appId}/settings) once",
+            file=sys.stderr,
+        )
+        return 1
+    if not 1 <= args.ttl <= _DEFAULTS.max_token_lifetime:
+        print(f"gameserver: --ttl must be 1..{_DEFAULTS.max_token_lifetime}", file=sys.stderr)
+        return 2
+    print(identity.sign(key, args.client_id, int(time.time()) + args.ttl))
+    return 0
 
 
 def _app_command(argv: list[str]) -> int:
@@ -127,6 +179,8 @@ def _app_command(argv: list[str]) -> int:
                 "secret_key": new.secret_key,
             }
             print(json.dumps(line))
+        elif args.action == "token":
+            return _token_command(store, args)
         else:
             for app in store.list_apps():
                 print(
@@ -146,6 +200,8 @@ def _config_from(args: argparse.Namespace) -> Config:
         )
     if args.max_message_bytes < 1024:
         raise SystemExit("gameserver: --max-message-bytes must be at least 1024")
+    if args.max_connections_per_ip < 0:
+        raise SystemExit("gameserver: --max-connections-per-ip must be 0 (no cap) or more")
     if args.lua_instruction_limit < 1000 or not 1 <= args.lua_memory_mb <= 4096:
         raise SystemExit(
             "gameserver: --lua-instruction-limit must be at least 1000 and --lua-memory-mb 1..4096"
@@ -154,6 +210,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         raise SystemExit("gameserver: --drain-timeout must be 0.5..600 seconds")
     if not 0 <= args.reconnect_grace <= 3600:
         raise SystemExit("gameserver: --reconnect-grace must be 0..3600 seconds")
+    strong_keys = not args.dev if args.require_strong_keys is None else args.require_strong_keys
     return Config(
         host=args.host,
         port=args.port,
@@ -166,6 +223,8 @@ def _config_from(args: argparse.Namespace) -> Config:
         lua_memory_limit=args.lua_memory_mb * 1024 * 1024,
         reconnect_grace=args.reconnect_grace,
         drain_timeout=args.drain_timeout,
+        max_connections_per_ip=args.max_connections_per_ip,
+        require_strong_keys=strong_keys,
     )
 
 
@@ -179,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactCredentials())
     config = _config_from(args)
     app = GameApp(config)
     default, created = app.default_app()
@@ -198,7 +259,11 @@ def main(argv: list[str] | None = None) -> int:
             f"connect: {url}?public_key={default.public_key}&client_id=YOUR_PLAYER_ID", flush=True
         )
 
-    uvloop.run(app.serve_until_signalled(ready))
+    try:
+        uvloop.run(app.serve_until_signalled(ready))
+    except ConfigError as exc:  # raised before the server listens
+        print(f"gameserver: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -81,15 +81,19 @@ class GameClient:
         *,
         encoding: str = "msgpack",
         request_timeout: float = 10.0,
+        token: str | None = None,
         auto_reconnect: bool = True,
         max_reconnect_attempts: int = 5,
         reconnect_interval: float = 1.0,
     ) -> None:
+        """`token`: the signed client id token your backend minted for
+        `client_id` (gameserver.identity.mint_token), for apps that require one."""
         if encoding not in ("msgpack", "json", "compact"):
             raise ValueError("encoding must be msgpack, json or compact")
         self.url = url
         self.public_key = public_key
         self.client_id = client_id
+        self.token = token
         self.encoding = encoding
         self.request_timeout = request_timeout
         self.auto_reconnect = auto_reconnect
@@ -161,6 +165,8 @@ class GameClient:
             "client_id": self.client_id,
             "encoding": self.encoding,
         }
+        if self.token is not None:
+            query["token"] = self.token
         if resume and self.resume_token:
             query["resume_token"] = self.resume_token
         self._connected = asyncio.get_running_loop().create_future()

@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Config", "PROTOCOL_VERSION", "BUILTIN_SCRIPTS_DIR", "APP_SETTINGS", "app_limits"]
+__all__ = [
+    "Config",
+    "PROTOCOL_VERSION",
+    "BUILTIN_SCRIPTS_DIR",
+    "APP_SETTINGS",
+    "APP_FLAGS",
+    "REQUIRE_SIGNED_CLIENT_ID",
+    "app_limits",
+]
 
 PROTOCOL_VERSION = 1
 
@@ -46,6 +54,22 @@ class Config:
     close_timeout: float = 2.0  # seconds a peer has to answer our close before TCP is cut
     drain_timeout: float = 10.0  # on SIGTERM: seconds from the first step of shutdown to exit
     ping_interval: float = 20.0  # keepalive pings; unanswered for as long again: close 1011
+    # TCP connections to the game port from one remote address, open or still
+    # in their handshake; the handshake of one more is answered 429. Behind a
+    # load balancer every player shares its address: raise it there (0: no cap).
+    max_connections_per_ip: int = 64
+    # Over that cap, this many more sockets per address still get their 429;
+    # beyond them a socket is closed at accept, so idle half-open handshakes
+    # from one address cannot pile up until their 10 s handshake timeout.
+    refused_sockets_per_ip: int = 64
+
+    # Keys and identity
+    # Refuse to start when an app's key is short or an example key (`--dev`: off).
+    require_strong_keys: bool = True
+    min_key_chars: int = 32  # random characters after the `cb_pk_`/`cb_sk_` prefix
+    # A signed client id token (apps with `requireSignedClientId`) whose expiry is
+    # further ahead than this is refused: a backend bug must not mint forever-tokens.
+    max_token_lifetime: int = 7 * 24 * 3600  # seconds
 
     # Storage
     data_dir: Path = Path("gameserver-data")
@@ -101,10 +125,18 @@ APP_SETTINGS: dict[str, tuple[str, int, int]] = {
 }
 
 
-def app_limits(config: Config, stored: dict[str, int]) -> dict[str, float]:
-    """Every APP_SETTINGS value in force for an app: its own where it set one,
-    else the server's."""
-    return {
+REQUIRE_SIGNED_CLIENT_ID = "requireSignedClientId"
+# Per-app switches (admin API: true, false, or null for false).
+APP_FLAGS = (REQUIRE_SIGNED_CLIENT_ID,)
+
+
+def app_limits(config: Config, stored: dict[str, int]) -> dict[str, float | bool]:
+    """Every APP_SETTINGS value and APP_FLAGS switch in force for an app: its
+    own where it set one, else the server's."""
+    limits: dict[str, float | bool] = {
         name: stored.get(name, getattr(config, field))
         for name, (field, _, _) in APP_SETTINGS.items()
     }
+    for name in APP_FLAGS:
+        limits[name] = bool(stored.get(name, 0))
+    return limits

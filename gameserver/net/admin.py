@@ -14,7 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gameserver.config import APP_SETTINGS, Config, app_limits
+from gameserver import identity
+from gameserver.config import APP_FLAGS, APP_SETTINGS, REQUIRE_SIGNED_CLIENT_ID, Config, app_limits
 from gameserver.errors import RoomError
 from gameserver.scripting.library import SCRIPT_NAME, compile_error
 from gameserver.service import GameService
@@ -40,6 +41,11 @@ def _version_info(row: ScriptVersion) -> dict[str, Any]:
     return {"version": row.version, "createdAt": row.created_at}
 
 
+def _bearer(request: web.Request) -> str:
+    auth = request.headers.get("Authorization", "")
+    return auth[7:] if auth.startswith("Bearer ") else ""
+
+
 def admin_app(
     config: Config, apps: AppStore, scripts: ScriptStore, service: GameService
 ) -> web.Application:
@@ -48,8 +54,7 @@ def admin_app(
         """Secret-key auth for every route, and errors as JSON, never a traceback."""
         app_id = request.match_info.get("appId")
         if app_id is not None:
-            auth = request.headers.get("Authorization", "")
-            key = auth[7:] if auth.startswith("Bearer ") else ""
+            key = _bearer(request)
             if (
                 not key.startswith("cb_sk_")
                 or not key.isascii()
@@ -171,6 +176,11 @@ def admin_app(
         app_id, data = request.match_info["appId"], await body(request)
         values: dict[str, int | None] = {}
         for name, value in data.items():
+            if name in APP_FLAGS:
+                if value is not None and type(value) is not bool:
+                    raise _Refusal(400, "bad_request", f"{name} must be true, false or null")
+                values[name] = None if value is None else int(value)
+                continue
             setting = APP_SETTINGS.get(name)
             if setting is None:
                 raise _Refusal(400, "bad_request", f"unknown setting {name[:64]!r}")
@@ -180,6 +190,10 @@ def admin_app(
                     400, "bad_request", f"{name} must be an integer in {low}..{high} or null"
                 )
             values[name] = value
+        if values.get(REQUIRE_SIGNED_CLIENT_ID):
+            # This request carries the secret key (the guard checked it): the
+            # moment to (re)learn the signing key of an app that predates it.
+            apps.set_signing_key(app_id, identity.signing_key(_bearer(request)))
         apps.set_settings(app_id, values)
         return web.json_response(app_limits(config, apps.settings(app_id)))
 

@@ -1,8 +1,9 @@
 """The socket side: WebSocket connections in, frames out, tick timers.
 
-This is the only module that touches asyncio and websockets. It owns no game
-rules: it hands each frame to the GameService, runs the service's ticks when
-their deadline comes, and writes out what the service queued. Frames go
+This module (with peers.py, which counts sockets per address) is the only
+code that touches asyncio and websockets. It owns no game rules: it hands
+each frame to the GameService, runs the service's ticks when their deadline
+comes, and writes out what the service queued. Frames go
 straight into the socket while it takes them; once it does not, one writer
 task per connection waits for it, keeping frames in order, so a slow reader
 stalls only itself (its outbox in the Session is bounded, and a socket that
@@ -26,7 +27,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from gameserver.config import Config
+from gameserver import identity
+from gameserver.config import REQUIRE_SIGNED_CLIENT_ID, Config
+from gameserver.net.peers import PeerCount, counted_connection
 from gameserver.service import GameService, Refused
 from gameserver.session import CloseCode, Session
 from gameserver.storage import App, AppStore
@@ -79,6 +82,22 @@ class _AppKeys:
             if app is not None:
                 self._cache[key] = app
         return app
+
+    def token_refusal(self, app: App, query: dict[str, str], max_lifetime: int) -> str | None:
+        """Why the handshake's client id is not vouched for, when the app asks
+        for signed client ids (read per handshake: the admin API may turn it on)."""
+        if not self._store.settings(app.app_id).get(REQUIRE_SIGNED_CLIENT_ID):
+            return None
+        key = self._store.signing_key(app.app_id)
+        if key is None:  # only apps from before signing keys, never turned on through the API
+            return "this app requires signed client ids but has no signing key yet"
+        return identity.token_refusal(
+            key,
+            query.get("client_id", ""),
+            query.get("token"),
+            now=time.time(),
+            max_lifetime=max_lifetime,
+        )
 
 
 class _Link:
@@ -175,6 +194,8 @@ class GameServer:
         self._keys = _AppKeys(apps)
         self._max_message_bytes = max_message_bytes
         self._links: dict[Session, _Link] = {}
+        config = service.config
+        self.peers = PeerCount(config.max_connections_per_ip, config.refused_sockets_per_ip)
         self._server: Server | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
@@ -188,6 +209,7 @@ class GameServer:
             host,
             port,
             process_request=self._check_handshake,
+            create_connection=counted_connection(self.peers),
             **socket_options(self.service.config, self._max_message_bytes),
         )
         return int(self._server.sockets[0].getsockname()[1])
@@ -220,12 +242,20 @@ class GameServer:
     def _check_handshake(self, ws: ServerConnection, request: Request) -> Response | None:
         if urlsplit(request.path).path != WS_PATH:
             return ws.respond(HTTPStatus.NOT_FOUND, f"the game endpoint is {WS_PATH}\n")
+        if self.peers.over_cap(getattr(ws, "peer_ip", "?")):
+            return ws.respond(
+                HTTPStatus.TOO_MANY_REQUESTS, "too many connections from this address\n"
+            )
         try:
             query = _query(request.path)
         except UnicodeDecodeError:
             return ws.respond(HTTPStatus.BAD_REQUEST, "query parameters must be UTF-8\n")
-        if self._keys.lookup(request.headers, query) is None:
+        app = self._keys.lookup(request.headers, query)
+        if app is None:
             return ws.respond(HTTPStatus.UNAUTHORIZED, "missing or unknown public key\n")
+        refusal = self._keys.token_refusal(app, query, self.service.config.max_token_lifetime)
+        if refusal is not None:
+            return ws.respond(HTTPStatus.UNAUTHORIZED, refusal + "\n")
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:

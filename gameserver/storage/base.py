@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,6 +23,7 @@ __all__ = [
     "ScriptStore",
     "ScriptVersion",
     "key_digest",
+    "key_weakness",
     "new_public_key",
     "new_secret_key",
 ]
@@ -54,6 +56,38 @@ def digests_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("ascii"), b.encode("ascii"))
 
 
+# Keys that have been printed somewhere (docs, examples, tutorials' habits):
+# never acceptable in production however long they are. Secrets are compared
+# by digest, since that is all a store keeps of them.
+EXAMPLE_KEYS = frozenset(
+    prefix + body
+    for prefix in (PUBLIC_PREFIX, SECRET_PREFIX)
+    for body in ("...", "", "test", "example", "secret", "changeme", "dev", "demo", "default")
+)
+_EXAMPLE_DIGESTS = frozenset(key_digest(key) for key in EXAMPLE_KEYS)
+_KEY_CHARS = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def key_weakness(public_key: str, secret_key_digest: str | None, *, min_chars: int) -> str | None:
+    """Why an app's keys are too weak for production, or None. The public key
+    is checked whole: `min_chars` base64url characters after the prefix, not
+    one character repeated. Of the secret only its digest is known: it is
+    checked against the example keys (the store itself only ever generates
+    43 random characters, 256 bits)."""
+    body = public_key.removeprefix(PUBLIC_PREFIX)
+    if public_key in EXAMPLE_KEYS:
+        return "its public key is an example key"
+    if len(body) < min_chars or not _KEY_CHARS.fullmatch(body):
+        return f"its public key has fewer than {min_chars} random characters after {PUBLIC_PREFIX}"
+    # A random 32-character key has about 25 distinct characters; fewer than
+    # 10 is a hand-typed pattern (the chance for a random one is below 1e-16).
+    if len(set(body)) < 10:
+        return "its public key is a repeated pattern, not random"
+    if secret_key_digest is not None and secret_key_digest in _EXAMPLE_DIGESTS:
+        return "its secret key is an example key"
+    return None
+
+
 def new_public_key() -> str:
     return PUBLIC_PREFIX + secrets.token_urlsafe(24)
 
@@ -66,11 +100,20 @@ class AppStore(Protocol):
     def create_app(self, name: str) -> NewApp: ...
     def app_by_public_key(self, public_key: str) -> App | None: ...
     def app_by_name(self, name: str) -> App | None: ...
+    def app_by_id(self, app_id: str) -> App | None: ...
     def check_secret(self, app_id: str, secret_key: str) -> bool: ...
+    def secret_key_digest(self, app_id: str) -> str | None: ...
     def list_apps(self) -> list[App]: ...
     def settings(self, app_id: str) -> dict[str, int]:
-        """Per-app overrides of server defaults (e.g. "luaInstructionLimit")."""
+        """Per-app overrides of server defaults (e.g. "luaInstructionLimit");
+        booleans (e.g. "requireSignedClientId") are 0 or 1."""
         ...
+
+    def signing_key(self, app_id: str) -> bytes | None:
+        """The key client id tokens are signed with (gameserver.identity), if known."""
+        ...
+
+    def set_signing_key(self, app_id: str, key: bytes) -> None: ...
 
     def set_settings(self, app_id: str, values: dict[str, int | None]) -> None: ...
     def close(self) -> None: ...

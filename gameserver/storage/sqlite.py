@@ -7,6 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from gameserver import identity
 from gameserver.storage.base import (
     App,
     NewApp,
@@ -47,6 +48,11 @@ CREATE TABLE IF NOT EXISTS app_settings (
     value INTEGER NOT NULL,
     PRIMARY KEY (app_id, name)
 );
+-- Derived from the secret key (gameserver.identity): it cannot give the secret back.
+CREATE TABLE IF NOT EXISTS signing_keys (
+    app_id TEXT PRIMARY KEY,
+    key BLOB NOT NULL
+);
 """
 
 
@@ -76,6 +82,7 @@ class SqliteAppStore:
             )
         except sqlite3.IntegrityError:
             raise ValueError(f"an app named {name!r} already exists") from None
+        self.set_signing_key(app.app_id, identity.signing_key(secret))
         return NewApp(app, secret)
 
     def _one(self, where: str, arg: str) -> App | None:
@@ -91,11 +98,31 @@ class SqliteAppStore:
     def app_by_name(self, name: str) -> App | None:
         return self._one("name", name)
 
+    def app_by_id(self, app_id: str) -> App | None:
+        return self._one("app_id", app_id)
+
     def check_secret(self, app_id: str, secret_key: str) -> bool:
+        digest = self.secret_key_digest(app_id)
+        return digest is not None and digests_equal(digest, key_digest(secret_key))
+
+    def secret_key_digest(self, app_id: str) -> str | None:
         row = self._db.execute(
             "SELECT secret_key_digest FROM apps WHERE app_id = ?", (app_id,)
         ).fetchone()
-        return row is not None and digests_equal(row[0], key_digest(secret_key))
+        return None if row is None else str(row[0])
+
+    def signing_key(self, app_id: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT key FROM signing_keys WHERE app_id = ?", (app_id,)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set_signing_key(self, app_id: str, key: bytes) -> None:
+        self._db.execute(
+            "INSERT INTO signing_keys VALUES (?, ?) "
+            "ON CONFLICT (app_id) DO UPDATE SET key = excluded.key",
+            (app_id, key),
+        )
 
     def settings(self, app_id: str) -> dict[str, int]:
         rows = self._db.execute(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from urllib.parse import quote
+
 import aiohttp
 import pytest
 
@@ -237,6 +241,7 @@ async def test_per_app_script_limits(server, admin):
         "messageBurst": 120,
         "roomsPerMinute": 30,
         "roomCreationBurst": 10,
+        "requireSignedClientId": False,
     }
     response = await admin.patch("settings", json={"luaInstructionLimit": 5000})
     assert (await response.json())["luaInstructionLimit"] == 5000
@@ -330,3 +335,75 @@ async def test_health_and_readiness(start_server):
         server.app.service.shutdown()  # what SIGTERM starts with
         ready = await http.get(base + "/readyz")
         assert ready.status == 503 and (await ready.json())["status"] == "shutting_down"
+
+
+ROUTES = [
+    ("GET", "scripts"),
+    ("POST", "scripts"),
+    ("GET", "scripts/s"),
+    ("POST", "scripts/s/activate"),
+    ("POST", "scripts/s/reload"),
+    ("DELETE", "scripts/s"),
+    ("GET", "settings"),
+    ("PATCH", "settings"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+async def test_every_admin_route_refuses_the_public_key(server, method, path):
+    app_id = server.app.apps.list_apps()[0].app_id
+    url = f"http://127.0.0.1:{server.app.admin_port}/v1/game/{app_id}/{path}"
+    headers = {"Authorization": f"Bearer {server.public_key}"}
+    async with aiohttp.ClientSession() as http:
+        response = await http.request(method, url, headers=headers, json={})
+        assert response.status == 401
+        assert (await response.json())["error"] == "unauthorized"
+    # Nothing changed behind the refusal.
+    assert server.app.apps.settings(app_id) == {}
+
+
+async def raw_admin_request(server, target: bytes, auth: bytes) -> tuple[int, bytes]:
+    """One HTTP request written byte by byte: headers no HTTP client would send."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.app.admin_port)
+    writer.write(
+        b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth
+        + b"\r\nConnection: close\r\n\r\n"
+    )  # fmt: skip
+    data = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        ("Bearer cb_sk_ключ".encode(), 401),  # UTF-8
+        ("Bearer cb_sk_clé".encode("latin-1"), 401),  # not UTF-8 at all
+        (b"Bearer cb_sk_\xff\xfe\x80", 401),
+        (b"Bearer " + "ключ".encode(), 401),
+        (b"Bearer cb_sk_" + b"A" * 6000, 401),
+        (b"Bearer cb_sk_\x7f\x01", 400),  # control characters: the HTTP parser refuses the header
+    ],
+)
+async def test_non_ascii_or_odd_keys_get_401_not_500(server, auth, expected):
+    app_id = server.app.apps.list_apps()[0].app_id
+    status, body = await raw_admin_request(server, f"/v1/game/{app_id}/scripts".encode(), auth)
+    assert status == expected, body
+    assert b"Traceback" not in body
+    if status == 401:
+        assert json.loads(body)["error"] == "unauthorized"
+
+
+async def test_a_non_ascii_app_id_gets_401(server):
+    status, body = await raw_admin_request(
+        server,
+        b"/v1/game/" + quote("прил").encode() + b"/scripts",
+        f"Bearer {server.secret_key}".encode(),
+    )
+    assert status == 401 and json.loads(body)["error"] == "unauthorized"
+    # Raw UTF-8 in the path is refused by the HTTP parser, still not a 500.
+    status, body = await raw_admin_request(
+        server, "/v1/game/прил/scripts".encode(), f"Bearer {server.secret_key}".encode()
+    )
+    assert status == 400 and b"Traceback" not in body

@@ -9,7 +9,14 @@ import signal
 import sys
 import time
 
+import aiohttp
+import pytest
+from websockets.exceptions import InvalidStatus
+
 from gameserver.client import GameClient
+from gameserver.identity import mint_token
+from gameserver.storage import SqliteAppStore
+from gameserver.storage.base import key_digest
 
 CLI = [sys.executable, "-m", "gameserver"]
 
@@ -37,6 +44,10 @@ async def test_help_explains_every_flag_with_its_default():
         "--lua-memory-mb",
         "--reconnect-grace",
         "--drain-timeout",
+        "--max-connections-per-ip",
+        "--require-strong-keys",
+        "--no-require-strong-keys",
+        "--dev",
     ):
         assert flag in out
     assert "default: 64" in out and "default: 0.0.0.0" in out and "default: 65536" in out
@@ -125,16 +136,10 @@ async def test_shutdown_ends_within_the_drain_timeout_even_with_a_stuck_reader(t
     (scripts / "flood.lua").write_text(
         'function onTick(room, dt, tick) room.state.blob = string.rep("x", 8000 + tick % 2) end'
     )
-    proc = await asyncio.create_subprocess_exec(
-        *CLI, "--port", "0", "--host", "127.0.0.1", "--data-dir", str(tmp_path / "data"),
-        "--scripts-dir", str(scripts), "--drain-timeout", "1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    proc, lines = await start_cli(
+        "--data-dir", str(tmp_path / "data"), "--scripts-dir", str(scripts), "--drain-timeout", "1"
+    )
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        while not any(line.startswith("connect: ") for line in lines):
-            lines.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip())
         url = re.search(r"connect: (ws://\S+)\?public_key=(cb_pk_\S+)&", "\n".join(lines))
         assert url is not None
         host = GameClient(url.group(1), url.group(2), "host", auto_reconnect=False)
@@ -156,3 +161,138 @@ async def test_shutdown_ends_within_the_drain_timeout_even_with_a_stuck_reader(t
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def start_cli(*args: str) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """A server process on a free port; returns it with its stdout up to `connect: `."""
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "--port", "0", "--host", "127.0.0.1", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while not any(line.startswith("connect: ") for line in lines):
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        if not line:
+            _, err = await proc.communicate()
+            raise AssertionError(f"the server exited: {err.decode()}")
+        lines.append(line.rstrip("\n"))
+    return proc, lines
+
+
+async def stop_cli(proc: asyncio.subprocess.Process) -> tuple[str, str]:
+    proc.send_signal(signal.SIGTERM)
+    out, err = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 0
+    return out.decode(), err.decode()
+
+
+def weaken_default_app(data_dir, public_key: str) -> None:
+    """A data directory whose default app has `public_key`: as if typed in by hand."""
+    store = SqliteAppStore(data_dir)
+    app = store.create_app("default").app
+    store._db.execute(
+        "UPDATE apps SET public_key = ?, public_key_digest = ? WHERE app_id = ?",
+        (public_key, key_digest(public_key), app.app_id),
+    )
+    store.close()
+
+
+async def test_weak_keys_stop_the_server_unless_dev(tmp_path):
+    weaken_default_app(tmp_path, "cb_pk_test")
+    code, out, err = await run("--port", "0", "--host", "127.0.0.1", "--data-dir", str(tmp_path))
+    assert code == 2
+    assert "refusing to start with weak app keys" in err and "'default'" in err
+    assert "example key" in err and "--dev" in err
+    assert "Traceback" not in err and "listening" not in out
+    code, _, err = await run(
+        "--port", "0", "--host", "127.0.0.1", "--data-dir", str(tmp_path), "--require-strong-keys"
+    )
+    assert code == 2 and "weak app keys" in err
+
+    for flags in (["--dev"], ["--no-require-strong-keys"]):
+        proc, lines = await start_cli("--data-dir", str(tmp_path), *flags)
+        assert "default app public key: cb_pk_test" in lines
+        await stop_cli(proc)
+
+
+async def test_a_short_public_key_is_weak_too(tmp_path):
+    weaken_default_app(tmp_path, "cb_pk_" + "Ab1-_xYz9" * 3)  # 27 characters
+    code, _, err = await run("--port", "0", "--data-dir", str(tmp_path))
+    assert code == 2 and "fewer than 32 random characters" in err
+
+
+async def test_the_quick_start_keys_are_strong(tmp_path):
+    # What `./dev serve` does on an empty data directory: no --dev needed.
+    proc, lines = await start_cli("--data-dir", str(tmp_path))
+    assert any("created the default app" in line for line in lines)
+    await stop_cli(proc)
+
+
+async def test_app_token_mints_what_the_server_accepts(tmp_path):
+    proc, lines = await start_cli("--data-dir", str(tmp_path))
+    try:
+        secret = lines[lines.index(next(x for x in lines if "shown only now" in x)) + 1].strip()
+        admin = re.search(r"admin API: (http://\S+)/scripts", "\n".join(lines)).group(1)
+        url, public_key = re.search(
+            r"connect: (ws://\S+)\?public_key=(cb_pk_\S+)&", "\n".join(lines)
+        ).groups()
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {secret}"}) as http:
+            response = await http.patch(admin + "/settings", json={"requireSignedClientId": True})
+            assert response.status == 200
+        code, out, _ = await run("app", "token", "default", "dana", "--data-dir", str(tmp_path))
+        assert code == 0
+        token = out.strip()
+        assert re.fullmatch(r"[0-9]+\.[A-Za-z0-9_-]{43}", token)
+        assert token == mint_token(secret, "dana", int(token.split(".")[0]))
+        player = GameClient(url, public_key, "dana", token=token)
+        await player.connect()
+        await player.disconnect()
+        with pytest.raises(InvalidStatus):
+            await GameClient(url, public_key, "eve", token=token).connect()
+    finally:
+        await stop_cli(proc)
+    code, _, err = await run("app", "token", "nope", "x", "--data-dir", str(tmp_path))
+    assert code == 1 and "no app named" in err
+
+
+async def test_the_secret_key_never_reaches_the_logs(tmp_path):
+    proc, lines = await start_cli("--data-dir", str(tmp_path), "--log-level", "DEBUG")
+    stopped = False
+    try:
+        shown = lines.index(next(x for x in lines if "shown only now" in x)) + 1
+        secret = lines[shown].strip()
+        app_id = re.search(r"/v1/game/(app_\w+)/scripts", "\n".join(lines)).group(1)
+        admin = re.search(r"admin API: (http://\S+)/scripts", "\n".join(lines)).group(1)
+        url, public_key = re.search(
+            r"connect: (ws://\S+)\?public_key=(cb_pk_\S+)&", "\n".join(lines)
+        ).groups()
+        async with aiohttp.ClientSession() as http:
+            good = {"Authorization": f"Bearer {secret}"}
+            upload = {"name": "duel", "source": "x = 1", "activate": True}
+            assert (await http.post(admin + "/scripts", json=upload, headers=good)).status == 201
+            assert (await http.get(admin + "/scripts/duel", headers=good)).status == 200
+            response = await http.patch(admin + "/settings", json={"nope": 1}, headers=good)
+            assert response.status == 400
+            bad = {"Authorization": f"Bearer {secret}x"}  # contains the real secret
+            assert (await http.get(admin + "/scripts", headers=bad)).status == 401
+            wrong_app = admin.replace(app_id, "app_0000000000000000")
+            assert (await http.get(wrong_app + "/scripts", headers=good)).status == 401
+        # A developer pasting the secret where the public key goes; a resumed session.
+        with pytest.raises(InvalidStatus):
+            await GameClient(url, secret, "oops").connect()
+        player = GameClient(url, public_key, "p", encoding="json")
+        await player.connect()
+        await player.create_room(script_name="duel")
+        await player.disconnect()
+        out, err = await stop_cli(proc)
+        stopped = True
+    finally:
+        if not stopped:
+            proc.kill()
+            await proc.wait()
+    assert "connection open" in err and "DEBUG" in err  # the logs did run at DEBUG
+    assert secret not in err
+    assert secret[len("cb_sk_") :] not in err
+    stdout_lines = [*lines, *out.splitlines()]
+    assert [i for i, line in enumerate(stdout_lines) if secret in line] == [shown]

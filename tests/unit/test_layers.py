@@ -17,9 +17,22 @@ FORBIDDEN = {
     "service": ("net", "app", "cli", "client"),
     "session": ("net", "app", "cli", "client"),
     "net": ("app", "cli", "client"),
+    # Token minting and checking: pure, a leaf every layer may use.
+    "identity": (
+        "protocol",
+        "engine",
+        "scripting",
+        "service",
+        "session",
+        "storage",
+        "net",
+        "app",
+        "cli",
+        "client",
+    ),
 }
 IO_MODULES = ("asyncio", "websockets", "uvloop", "socket")
-SANS_IO = ("protocol", "engine", "_core_py", "scripting", "service", "session")
+SANS_IO = ("protocol", "engine", "_core_py", "scripting", "service", "session", "identity")
 
 
 def imports_of(path: Path) -> set[str]:
