@@ -19,7 +19,15 @@ from collections.abc import Callable
 from typing import Any
 
 from gameserver.config import PROTOCOL_VERSION, Config
-from gameserver.engine import Player, RelayLogic, Room, RoomDirectory, RoomLogic, Scheduler
+from gameserver.engine import (
+    Player,
+    RelayLogic,
+    Room,
+    RoomDirectory,
+    RoomLogic,
+    Scheduler,
+    ServiceStats,
+)
 from gameserver.errors import BadRequest, RemoteError, RoomError, ScriptError
 from gameserver.protocol import check_text, check_value, get_codec, parse, request_id_of
 from gameserver.protocol import messages as m
@@ -62,6 +70,7 @@ class GameService:
         self.wall_ms = wall_ms
         self.directory = RoomDirectory()
         self.scheduler = Scheduler()
+        self.stats = ServiceStats()  # read by /metrics at scrape time
         self.fanout = Fanout()
         self.sessions: dict[tuple[str, str], Session] = {}
         self._pending: dict[Session, None] = {}
@@ -77,6 +86,11 @@ class GameService:
             m.GetState: self._get_state,
             m.ListRooms: self._list_rooms,
             m.Ping: self._ping,
+        }
+        # message class → its `type`, the label of stats.messages_in
+        self._tags: dict[type, str] = {
+            cls: cls.__struct_config__.tag  # type: ignore[attr-defined]
+            for cls in self._handlers
         }
 
     # Sessions -------------------------------------------------------------
@@ -148,6 +162,7 @@ class GameService:
         try:
             decoded = session.codec.decode(data)
         except BadRequest as exc:  # counts as one message
+            self.stats.messages_in["other"] += 1
             if session.messages is None or session.messages.take(now):
                 session.send(m.error(exc.code, exc.message))
             else:
@@ -183,17 +198,25 @@ class GameService:
                 f"per second (bursts of {self.config.message_burst})",
             )
         )
+        self.stats.rate_limited_messages += dropped
         assert session.drops is not None
         for _ in range(dropped):
             if not session.drops.take(now):
+                if session.close_request is None:
+                    self.stats.rate_limit_closes += 1
                 session.close(CloseCode.RATE_LIMITED, "rate_limited")
                 return
 
     def _handle(self, session: Session, raw: Any) -> None:
+        message = None
         try:
             message = parse(raw)
-            self._handlers[type(message)](session, message)
+            kind = type(message)
+            self.stats.messages_in[self._tags[kind]] += 1
+            self._handlers[kind](session, message)
         except RemoteError as exc:
+            if message is None:  # an unknown type, or not a message at all
+                self.stats.messages_in["other"] += 1
             session.send(m.error(exc.code, exc.message, request_id_of(raw)))
         except Exception:  # our bug: log it here, the client only sees a code
             log.exception("internal error handling a %s message", type(raw).__name__)
@@ -243,7 +266,18 @@ class GameService:
                 failed.append({"roomId": room.id, "message": str(exc), "line": exc.line})
             else:
                 reloaded.append(room.id)
-                log.info("room %s/%s reloaded script %s", app_id, room.id, name)
+                log.info(
+                    "room %s/%s reloaded script %s",
+                    app_id,
+                    room.id,
+                    name,
+                    extra={
+                        "event": "room_reloaded",
+                        "app": app_id,
+                        "room": room.id,
+                        "script": name,
+                    },
+                )
         return {"reloaded": reloaded, "failed": failed}
 
     def _kick(self, room: Room, client_id: str, reason: str) -> None:
@@ -280,7 +314,14 @@ class GameService:
         self.directory.remove(room)
         self.scheduler.remove(room)
         self._emptying.pop(room, None)
-        log.info("room %s/%s disposed (%s)", room.app_id, room.id, reason)
+        self.stats.rooms_disposed += 1
+        log.info(
+            "room %s/%s disposed (%s)",
+            room.app_id,
+            room.id,
+            reason,
+            extra={"event": "room_disposed", "app": room.app_id, "room": room.id, "reason": reason},
+        )
 
     # Handlers, one per client message type ----------------------------------
 
@@ -333,6 +374,7 @@ class GameService:
                     "luaTickInstructionLimit", limits.lua_tick_instruction_limit
                 ),
                 commands=CommandRunner(limits),
+                stats=self.stats,
             )
         room = Room(
             room_id=room_id,
@@ -349,11 +391,24 @@ class GameService:
             max_failing_ticks=limits.max_failing_ticks,
             on_doomed=self._doom,
             on_kick=self._kick,
+            stats=self.stats,
         )
         self.directory.add(room)
         self.scheduler.add(room, self.clock())
         logic.on_init(room)
-        log.info("room %s/%s created by %s", room.app_id, room.id, session.client_id)
+        self.stats.rooms_created += 1
+        log.info(
+            "room %s/%s created by %s",
+            room.app_id,
+            room.id,
+            session.client_id,
+            extra={
+                "event": "room_created",
+                "app": room.app_id,
+                "room": room.id,
+                "client": session.client_id,
+            },
+        )
         self._seat(session, room, {}, msg.request_id)
 
     def _join_room(self, session: Session, msg: m.JoinRoom) -> None:

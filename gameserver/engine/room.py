@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from gameserver import _accel
 from gameserver.engine.logic import RoomLogic
+from gameserver.engine.stats import ServiceStats
 from gameserver.errors import GameServerError, RoomError, ScriptError
 
 __all__ = ["Player", "Room", "RoomSink"]
@@ -74,6 +75,7 @@ class Room:
         max_failing_ticks: int = 10,
         on_doomed: Callable[[Room, str], None] | None = None,
         on_kick: Callable[[Room, str, str], None] | None = None,
+        stats: ServiceStats | None = None,
     ) -> None:
         self.id = room_id
         self.app_id = app_id
@@ -101,6 +103,7 @@ class Room:
         self._on_doomed = on_doomed
         self._on_kick = on_kick
         self.locked = False  # a locked room refuses joins (the script decides)
+        self._stats = stats  # the server's counters (script errors)
 
     # Membership ---------------------------------------------------------
 
@@ -250,6 +253,8 @@ class Room:
         """Tell the members (or just `only`) that the room's script failed.
         A new kind of failure is logged once; repeats of the same one are not."""
         self._failed_this_tick = True
+        if self._stats is not None:
+            self._stats.script_errors += 1
         if error.fatal and self._on_doomed is not None:
             self._on_doomed(self, "script_error")
         signature = (error.hook, str(error))

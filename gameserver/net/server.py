@@ -22,8 +22,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from gameserver.engine import ServiceStats
 from gameserver.service import GameService, Refused
-from gameserver.session import Session
+from gameserver.session import CloseCode, Session
 from gameserver.storage import App, AppStore
 
 __all__ = ["GameServer", "WS_PATH"]
@@ -65,8 +66,11 @@ class _AppKeys:
 class _Link:
     """One accepted socket and its session; `wake()` after the session got output."""
 
-    def __init__(self, ws: ServerConnection, session: Session, close_timeout: float) -> None:
+    def __init__(
+        self, ws: ServerConnection, session: Session, close_timeout: float, stats: ServiceStats
+    ) -> None:
         self.ws = ws
+        self._stats = stats
         self._close_timeout = close_timeout
         self.session = session
         self._ready = asyncio.Event()
@@ -103,7 +107,7 @@ class _Link:
             or transport.get_write_buffer_size() > ws.write_limit_high
         ):
             return False
-        frame = self.session.take_frame()
+        frame = self._take_frame()
         if frame is not None:
             if self._text:
                 ws.protocol.send_text(frame)
@@ -112,13 +116,22 @@ class _Link:
             ws.send_data()
         return True
 
+    def _take_frame(self) -> bytes | None:
+        """The session's next frame, counted (per frame, not per message)."""
+        stats = self._stats
+        stats.messages_out += len(self.session.outbox)
+        frame = self.session.take_frame()
+        if frame is not None:
+            stats.bytes_out += len(frame)
+        return frame
+
     async def _write(self) -> None:
         session, ws = self.session, self.ws
         try:
             while True:
                 await self._ready.wait()
                 self._ready.clear()
-                frame = session.take_frame()
+                frame = self._take_frame()
                 if frame is not None:
                     self.sending = True
                     await ws.send(frame, text=self._text)
@@ -177,6 +190,10 @@ class GameServer:
             self._server.close()
             await self._server.wait_closed()
 
+    def connection_count(self) -> int:
+        """Open game connections (for /metrics)."""
+        return len(self._links)
+
     # Handshake and connection ---------------------------------------------------
 
     def _check_handshake(self, ws: ServerConnection, request: Request) -> Response | None:
@@ -205,13 +222,26 @@ class GameServer:
         except Refused as refused:
             await ws.close(refused.code, refused.reason)
             return
-        link = self._links[session] = _Link(ws, session, self.service.config.close_timeout)
+        stats = self.service.stats
+        stats.connections_opened += 1
+        link = self._links[session] = _Link(ws, session, self.service.config.close_timeout, stats)
         self.flush()  # `connected`, and the close of a session this one replaced
+        peer = _peer(ws)
         log.info(
-            "connection open app=%s client=%s peer=%s", app.app_id, session.client_id, _peer(ws)
+            "connection open app=%s client=%s peer=%s",
+            app.app_id,
+            session.client_id,
+            peer,
+            extra={
+                "event": "connection_open",
+                "app": app.app_id,
+                "client": session.client_id,
+                "peer": peer,
+            },
         )
         try:
             async for data in ws:
+                stats.bytes_in += len(data)
                 self.service.receive(session, data)
                 self.flush()
                 self._arm()
@@ -223,11 +253,22 @@ class GameServer:
             self._links.pop(session, None)
             link.wake()  # let the writer see the socket is closed
             link.writer.cancel()
+            asked = session.close_request
+            if asked is not None and asked[0] == CloseCode.SLOW_CONSUMER:
+                stats.slow_consumer_closes += 1
             log.info(
-                "connection closed app=%s client=%s code=%s",
+                "connection closed app=%s client=%s code=%s reason=%s",
                 app.app_id,
                 session.client_id,
                 ws.close_code,
+                ws.close_reason or "",
+                extra={
+                    "event": "connection_closed",
+                    "app": app.app_id,
+                    "client": session.client_id,
+                    "code": ws.close_code,
+                    "reason": ws.close_reason or "",
+                },
             )
 
     def flush(self) -> None:
