@@ -2,6 +2,7 @@
 
 gameserver [--host H] [--port P] [--tick-rate N] [--data-dir D]
            [--scripts-dir D ...] [--max-message-bytes N] [--log-level L]
+           [--log-format text|json]
 gameserver app create NAME [--data-dir D]
 gameserver app list [--data-dir D]
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import re
 import sys
 from pathlib import Path
@@ -19,7 +19,8 @@ import uvloop
 
 from gameserver import __version__, _accel
 from gameserver.app import GameApp, ws_url
-from gameserver.config import BUILTIN_SCRIPTS_DIR, Config
+from gameserver.config import BUILTIN_SCRIPTS_DIR, LOG_FORMATS, Config
+from gameserver.logs import configure_logging
 from gameserver.storage import SqliteAppStore
 
 __all__ = ["main"]
@@ -81,7 +82,13 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.lua_memory_limit // (1024 * 1024),
         help="memory cap of each room's Lua runtime, in MiB",
     )
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    p.add_argument("--log-level", default=_DEFAULTS.log_level, help="DEBUG, INFO, WARNING or ERROR")
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=_DEFAULTS.log_format,
+        help="stderr log lines: text for people, json (one object per line) for log collectors",
+    )
     return p
 
 
@@ -148,6 +155,8 @@ def _config_from(args: argparse.Namespace) -> Config:
         max_message_bytes=args.max_message_bytes,
         lua_instruction_limit=args.lua_instruction_limit,
         lua_memory_limit=args.lua_memory_mb * 1024 * 1024,
+        log_level=args.log_level.upper(),
+        log_format=args.log_format,
     )
 
 
@@ -156,12 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["app"]:
         return _app_command(argv[1:])
     args = _serve_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     config = _config_from(args)
+    configure_logging(config.log_level, config.log_format)
     app = GameApp(config)
     default, created = app.default_app()
 
