@@ -162,8 +162,8 @@ class GameService:
         try:
             decoded = session.codec.decode(data)
         except BadRequest as exc:  # counts as one message
-            self.stats.messages_in["other"] += 1
             if session.messages is None or session.messages.take(now):
+                self.stats.messages_in["other"] += 1
                 session.send(m.error(exc.code, exc.message))
             else:
                 self._rate_limited(session, 1, now)
