@@ -16,6 +16,7 @@ from gameserver.config import Config
 from gameserver.errors import ConfigError
 from gameserver.net import WS_PATH, GameServer
 from gameserver.net.admin import admin_app
+from gameserver.net.metrics import metrics_registry
 from gameserver.scripting.library import ScriptLibrary
 from gameserver.service import GameService
 from gameserver.storage import App, NewApp, SqliteAppStore
@@ -39,6 +40,7 @@ class GameApp:
         self.server = GameServer(
             self.service, self.apps, max_message_bytes=config.max_message_bytes
         )
+        self.metrics = metrics_registry(self.service, self.server.connection_count)
         self.port: int | None = None
         self.admin_port: int | None = None
         self._admin: web.AppRunner | None = None
@@ -78,7 +80,8 @@ class GameApp:
         if admin_port is None:
             admin_port = self.port + 1 if self.config.port else 0
         self._admin = web.AppRunner(
-            admin_app(self.config, self.apps, self.script_store, self.service), access_log=None
+            admin_app(self.config, self.apps, self.script_store, self.service, self.metrics),
+            access_log=None,
         )
         await self._admin.setup()
         site = web.TCPSite(self._admin, self.config.host, admin_port)

@@ -3,6 +3,7 @@
 gameserver [--host H] [--port P] [--tick-rate N] [--data-dir D]
            [--scripts-dir D ...] [--max-message-bytes N] [--log-level L]
            [--max-connections-per-ip N] [--[no-]require-strong-keys] [--dev]
+           [--log-format text|json]
 gameserver app create NAME [--data-dir D]
 gameserver app list [--data-dir D]
 gameserver app token APP CLIENT_ID [--ttl S] [--data-dir D]
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import re
 import sys
 import time
@@ -22,9 +22,9 @@ import uvloop
 
 from gameserver import __version__, _accel, identity
 from gameserver.app import GameApp, ws_url
-from gameserver.config import BUILTIN_SCRIPTS_DIR, Config
+from gameserver.config import BUILTIN_SCRIPTS_DIR, LOG_FORMATS, Config
 from gameserver.errors import ConfigError
-from gameserver.redact import RedactCredentials
+from gameserver.logs import configure_logging
 from gameserver.storage import SqliteAppStore
 
 __all__ = ["main"]
@@ -118,7 +118,13 @@ def _serve_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="development mode: allows weak app keys (--no-require-strong-keys)",
     )
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    p.add_argument("--log-level", default=_DEFAULTS.log_level, help="DEBUG, INFO, WARNING or ERROR")
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=_DEFAULTS.log_format,
+        help="stderr log lines: text for people, json (one object per line) for log collectors",
+    )
     return p
 
 
@@ -225,6 +231,8 @@ def _config_from(args: argparse.Namespace) -> Config:
         drain_timeout=args.drain_timeout,
         max_connections_per_ip=args.max_connections_per_ip,
         require_strong_keys=strong_keys,
+        log_level=args.log_level.upper(),
+        log_format=args.log_format,
     )
 
 
@@ -233,14 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["app"]:
         return _app_command(argv[1:])
     args = _serve_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactCredentials())
     config = _config_from(args)
+    configure_logging(config.log_level, config.log_format)
     app = GameApp(config)
     default, created = app.default_app()
 

@@ -29,7 +29,15 @@ from collections.abc import Callable
 from typing import Any
 
 from gameserver.config import PROTOCOL_VERSION, Config, app_limits
-from gameserver.engine import Player, RelayLogic, Room, RoomDirectory, RoomLogic, Scheduler
+from gameserver.engine import (
+    Player,
+    RelayLogic,
+    Room,
+    RoomDirectory,
+    RoomLogic,
+    Scheduler,
+    ServiceStats,
+)
 from gameserver.errors import BadRequest, RemoteError, RoomError, ScriptError
 from gameserver.protocol import (
     check_text,
@@ -79,6 +87,7 @@ class GameService:
         self.wall_ms = wall_ms
         self.directory = RoomDirectory()
         self.scheduler = Scheduler()
+        self.stats = ServiceStats()  # read by /metrics at scrape time
         self.fanout = Fanout()
         self.sessions: dict[tuple[str, str], Session] = {}
         self._pending: dict[Session, None] = {}
@@ -88,7 +97,6 @@ class GameService:
         # One grace for all, so insertion order is deadline order.
         self._held: dict[tuple[str, str], tuple[Room, float]] = {}
         self.accepting = True  # false from the start of shutdown (readiness)
-        self.resumes = {"resumed": 0, "snapshot": 0}  # players back in their held seat, by path
         self._handlers: dict[type, Callable[[Session, Any], None]] = {
             m.CreateRoom: self._create_room,
             m.JoinRoom: self._join_room,
@@ -98,6 +106,11 @@ class GameService:
             m.GetState: self._get_state,
             m.ListRooms: self._list_rooms,
             m.Ping: self._ping,
+        }
+        # message class → its `type`, the label of stats.messages_in
+        self._tags: dict[type, str] = {
+            cls: cls.__struct_config__.tag  # type: ignore[attr-defined]
+            for cls in self._handlers
         }
 
     # Sessions -------------------------------------------------------------
@@ -179,6 +192,7 @@ class GameService:
         """The socket of a session that fell behind takes data again: instead
         of the backlog it lost, one fresh snapshot restarts its chain."""
         session.behind = False
+        self.stats.slow_consumer_snapshots += 1
         room = session.room
         if room is not None:
             session.send(
@@ -199,6 +213,7 @@ class GameService:
             decoded = session.codec.decode(data)
         except BadRequest as exc:  # counts as one message
             if session.messages is None or session.messages.take(now):
+                self.stats.messages_in["other"] += 1
                 session.send(m.error(exc.code, exc.message))
             else:
                 self._rate_limited(session, 1, now)
@@ -234,16 +249,24 @@ class GameService:
                 f"per second (bursts of {session.messages.burst:g})",
             )
         )
+        self.stats.rate_limited_messages += dropped
         for _ in range(dropped):
             if not session.drops.take(now):
+                if session.close_request is None:
+                    self.stats.rate_limit_closes += 1
                 session.close(CloseCode.RATE_LIMITED, "rate_limited")
                 return
 
     def _handle(self, session: Session, raw: Any) -> None:
+        message = None
         try:
             message = parse(raw)
-            self._handlers[type(message)](session, message)
+            kind = type(message)
+            self.stats.messages_in[self._tags[kind]] += 1
+            self._handlers[kind](session, message)
         except RemoteError as exc:
+            if message is None:  # an unknown type, or not a message at all
+                self.stats.messages_in["other"] += 1
             session.send(m.error(exc.code, exc.message, request_id_of(raw)))
         except Exception:  # our bug: log it here, the client only sees a code
             log.exception("internal error handling a %s message", type(raw).__name__)
@@ -307,7 +330,18 @@ class GameService:
                 failed.append({"roomId": room.id, "message": str(exc), "line": exc.line})
             else:
                 reloaded.append(room.id)
-                log.info("room %s/%s reloaded script %s", app_id, room.id, name)
+                log.info(
+                    "room %s/%s reloaded script %s",
+                    app_id,
+                    room.id,
+                    name,
+                    extra={
+                        "event": "room_reloaded",
+                        "app": app_id,
+                        "room": room.id,
+                        "script": name,
+                    },
+                )
         return {"reloaded": reloaded, "failed": failed}
 
     def _kick(self, room: Room, client_id: str, reason: str) -> None:
@@ -350,7 +384,14 @@ class GameService:
         self.directory.remove(room)
         self.scheduler.remove(room)
         self._emptying.pop(room, None)
-        log.info("room %s/%s disposed (%s)", room.app_id, room.id, reason)
+        self.stats.rooms_disposed += 1
+        log.info(
+            "room %s/%s disposed (%s)",
+            room.app_id,
+            room.id,
+            reason,
+            extra={"event": "room_disposed", "app": room.app_id, "room": room.id, "reason": reason},
+        )
 
     # Handlers, one per client message type ----------------------------------
 
@@ -402,6 +443,7 @@ class GameService:
                 instruction_limit=int(settings["luaInstructionLimit"]),
                 tick_instruction_limit=int(settings["luaTickInstructionLimit"]),
                 commands=CommandRunner(limits),
+                stats=self.stats,
             )
         room = Room(
             room_id=room_id,
@@ -420,11 +462,24 @@ class GameService:
             on_kick=self._kick,
             history_ticks=math.ceil(limits.resume_history_seconds * tick_rate),
             max_paths=limits.max_interned_paths,
+            stats=self.stats,
         )
         self.directory.add(room)
         self.scheduler.add(room, self.clock())
         logic.on_init(room)
-        log.info("room %s/%s created by %s", room.app_id, room.id, session.client_id)
+        self.stats.rooms_created += 1
+        log.info(
+            "room %s/%s created by %s",
+            room.app_id,
+            room.id,
+            session.client_id,
+            extra={
+                "event": "room_created",
+                "app": room.app_id,
+                "room": room.id,
+                "client": session.client_id,
+            },
+        )
         self._seat(session, room, {}, msg.request_id)
 
     def _join_room(self, session: Session, msg: m.JoinRoom) -> None:
@@ -472,7 +527,7 @@ class GameService:
             )
             for delta in missed:
                 session.send(delta)
-            self.resumes["resumed"] += 1
+            self.stats.resumes["resumed"] += 1
             return
         session.send(
             m.with_request_id(
@@ -480,7 +535,7 @@ class GameService:
                 request_id,
             )
         )
-        self.resumes["snapshot"] += 1
+        self.stats.resumes["snapshot"] += 1
 
     def _leave_room(self, session: Session, msg: m.LeaveRoom) -> None:
         room = self._room_of(session)

@@ -4,7 +4,7 @@ from gameserver.engine.directory import RoomDirectory
 from gameserver.engine.logic import Change, RelayLogic, RoomLogic
 from gameserver.engine.room import Player, Room, RoomSink
 from gameserver.engine.scheduler import Scheduler
-from gameserver.engine.stats import TickStats
+from gameserver.engine.stats import ServiceStats, TickStats
 
 __all__ = [
     "Change",
@@ -15,5 +15,6 @@ __all__ = [
     "RoomLogic",
     "RoomSink",
     "Scheduler",
+    "ServiceStats",
     "TickStats",
 ]

@@ -36,6 +36,7 @@ from gameserver import _accel
 from gameserver.engine.history import DeltaHistory
 from gameserver.engine.logic import RoomLogic
 from gameserver.engine.paths import DeltaMessage, PathTable, Snapshot
+from gameserver.engine.stats import ServiceStats
 from gameserver.errors import GameServerError, RoomError, ScriptError
 
 __all__ = ["Player", "Room", "RoomSink"]
@@ -85,6 +86,7 @@ class Room:
         on_kick: Callable[[Room, str, str], None] | None = None,
         history_ticks: int = 0,
         max_paths: int = 4096,
+        stats: ServiceStats | None = None,
     ) -> None:
         self.id = room_id
         self.app_id = app_id
@@ -115,6 +117,7 @@ class Room:
         self.history = DeltaHistory()
         self.paths = PathTable(max_paths)
         self._history_ticks = history_ticks
+        self._stats = stats  # the server's counters (script errors)
 
     # Membership ---------------------------------------------------------
 
@@ -300,6 +303,8 @@ class Room:
         """Tell the members (or just `only`) that the room's script failed.
         A new kind of failure is logged once; repeats of the same one are not."""
         self._failed_this_tick = True
+        if self._stats is not None:
+            self._stats.script_errors += 1
         if error.fatal and self._on_doomed is not None:
             self._on_doomed(self, "script_error")
         signature = (error.hook, str(error))

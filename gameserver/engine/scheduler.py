@@ -76,6 +76,5 @@ class Scheduler:
             ran += ticked
             stats.ticks += ticked
             stats.skipped += skipped * ticked
-            stats.lateness.add(clock.last_lateness)
-            stats.duration.add(self._timer() - started)
+            stats.record(clock.last_lateness, self._timer() - started)
         return ran

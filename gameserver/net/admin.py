@@ -4,6 +4,10 @@ Every route is under `/v1/game/{appId}/` and needs the app's secret key as
 `Authorization: Bearer cb_sk_...`; anything else (a public key, another app's
 secret, no header) is 401. JSON in and out; errors are
 `{"error": code, "message": ...}`. docs/admin.md describes the routes.
+
+Next to them, without authentication (like a load balancer's health checks,
+and meant for the same private network): `/healthz`, `/readyz`, and
+`/metrics` in the Prometheus text format (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from gameserver import identity
 from gameserver.config import APP_FLAGS, APP_SETTINGS, REQUIRE_SIGNED_CLIENT_ID, Config, app_limits
@@ -47,7 +52,11 @@ def _bearer(request: web.Request) -> str:
 
 
 def admin_app(
-    config: Config, apps: AppStore, scripts: ScriptStore, service: GameService
+    config: Config,
+    apps: AppStore,
+    scripts: ScriptStore,
+    service: GameService,
+    metrics: CollectorRegistry,
 ) -> web.Application:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -222,8 +231,15 @@ def admin_app(
             return web.json_response({"status": "ready", "rooms": len(service.directory)})
         return web.json_response({"status": "shutting_down"}, status=503)
 
+    async def scrape(request: web.Request) -> web.Response:
+        # Built from the server's own counters now; cheap, and nothing is kept between scrapes.
+        return web.Response(
+            body=generate_latest(metrics), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", scrape)
     app.router.add_patch("/v1/game/{appId}/settings", patch_settings)
     app.router.add_delete(base + "/{name}", delete)
     return app

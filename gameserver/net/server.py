@@ -111,6 +111,7 @@ class _Link:
     ) -> None:
         self.ws = ws
         self._service = service
+        self._stats = service.stats
         self._close_timeout = service.config.close_timeout
         self._deadline = service.config.slow_consumer_deadline
         self.session = session
@@ -150,7 +151,7 @@ class _Link:
             return False
         if self.session.behind:  # it takes data again: a snapshot, not the lost backlog
             self._service.caught_up(self.session)
-        frame = self.session.take_frame()
+        frame = self._take_frame()
         if frame is not None:
             if self._text:
                 ws.protocol.send_text(frame)
@@ -164,6 +165,15 @@ class _Link:
         self.session.close(CloseCode.SLOW_CONSUMER, "slow_consumer")
         self.wake()
 
+    def _take_frame(self) -> bytes | None:
+        """The session's next frame, counted (per frame, not per message)."""
+        stats = self._stats
+        stats.messages_out += len(self.session.outbox)
+        frame = self.session.take_frame()
+        if frame is not None:
+            stats.bytes_out += len(frame)
+        return frame
+
     async def _write(self) -> None:
         session, ws = self.session, self.ws
         loop = asyncio.get_running_loop()
@@ -173,7 +183,7 @@ class _Link:
                 self._ready.clear()
                 if session.behind:
                     self._service.caught_up(session)
-                frame = session.take_frame()
+                frame = self._take_frame()
                 if frame is not None:
                     self.sending = True
                     stuck = loop.call_later(self._deadline, self._stuck)
@@ -237,6 +247,10 @@ class GameServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), max(0.1, deadline - loop.time()))
 
+    def connection_count(self) -> int:
+        """Open game connections (for /metrics)."""
+        return len(self._links)
+
     # Handshake and connection ---------------------------------------------------
 
     def _check_handshake(self, ws: ServerConnection, request: Request) -> Response | None:
@@ -278,13 +292,26 @@ class GameServer:
             sock.setsockopt(
                 socket.SOL_SOCKET, socket.SO_SNDBUF, self.service.config.send_buffer_bytes
             )
+        stats = self.service.stats
+        stats.connections_opened += 1
         link = self._links[session] = _Link(ws, session, self.service)
         self.flush()  # `connected`, and the close of a session this one replaced
+        peer = _peer(ws)
         log.info(
-            "connection open app=%s client=%s peer=%s", app.app_id, session.client_id, _peer(ws)
+            "connection open app=%s client=%s peer=%s",
+            app.app_id,
+            session.client_id,
+            peer,
+            extra={
+                "event": "connection_open",
+                "app": app.app_id,
+                "client": session.client_id,
+                "peer": peer,
+            },
         )
         try:
             async for data in ws:
+                stats.bytes_in += len(data)
                 self.service.receive(session, data)
                 self.flush()
                 self._arm()
@@ -299,11 +326,22 @@ class GameServer:
             self._links.pop(session, None)
             link.wake()  # let the writer see the socket is closed
             link.writer.cancel()
+            asked = session.close_request
+            if asked is not None and asked[0] == CloseCode.SLOW_CONSUMER:
+                stats.slow_consumer_closes += 1
             log.info(
-                "connection closed app=%s client=%s code=%s",
+                "connection closed app=%s client=%s code=%s reason=%s",
                 app.app_id,
                 session.client_id,
                 ws.close_code,
+                ws.close_reason or "",
+                extra={
+                    "event": "connection_closed",
+                    "app": app.app_id,
+                    "client": session.client_id,
+                    "code": ws.close_code,
+                    "reason": ws.close_reason or "",
+                },
             )
 
     def flush(self) -> None:

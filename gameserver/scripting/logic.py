@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gameserver.config import Config
-from gameserver.engine import Change, Player, Room
+from gameserver.engine import Change, Player, Room, ServiceStats
 from gameserver.errors import ScriptError
 from gameserver.scripting.commands import CommandRunner
 from gameserver.scripting.lua_room import LuaRoomScript
@@ -31,8 +31,10 @@ class LuaLogic:
         instruction_limit: int,
         tick_instruction_limit: int | None = None,
         commands: CommandRunner | None = None,
+        stats: ServiceStats | None = None,
     ) -> None:
         self.name = name
+        self.stats = stats
         self.commands = commands or CommandRunner(Config())
         self.room_id = room_id
         self.memory_limit = memory_limit
@@ -51,6 +53,7 @@ class LuaLogic:
                 memory_limit=memory_limit,
                 instruction_limit=instruction_limit,
                 tick_instruction_limit=tick_instruction_limit,
+                stats=stats,
             )
         except ScriptError as exc:
             self.load_error = exc
@@ -161,6 +164,7 @@ class LuaLogic:
             memory_limit=self.memory_limit,
             instruction_limit=self.instruction_limit,
             tick_instruction_limit=self.tick_instruction_limit,
+            stats=self.stats,
         )
         try:
             fresh.restore(room.state, self.room_config, room.tick)

@@ -21,12 +21,14 @@ numbers in Lua is what made an all-JSON batch slow.
 from __future__ import annotations
 
 import math
+from time import perf_counter
 from typing import Any, NoReturn
 
 import lupa.lua54 as lupa
 import msgspec
 from lupa.lua54 import LuaError, LuaMemoryError
 
+from gameserver.engine.stats import ServiceStats
 from gameserver.errors import ScriptError
 from gameserver.scripting.sandbox import new_seed, open_runtime
 
@@ -124,8 +126,12 @@ class LuaRoomScript:
         instruction_limit: int,
         seed: int | None = None,
         tick_instruction_limit: int | None = None,
+        stats: ServiceStats | None = None,
     ) -> None:
         self.name = name
+        # Where the time spent in Lua is added up (the server's counters, for
+        # /metrics); a private one when nobody reads it.
+        self._stats = stats if stats is not None else ServiceStats()
         self.room_id = room_id
         # The seed of the room's math.random (0 <= seed < 2**64): a replay that
         # passes it again gets the same random numbers.
@@ -257,6 +263,7 @@ class LuaRoomScript:
     def _changes(
         self, hook: str, fn: Any, *args: object
     ) -> tuple[list[Change], ScriptError | None]:
+        started = perf_counter()
         try:
             # ok, message, line, json-or-None, path, value, path, value, ...
             result = fn(*args)
@@ -264,6 +271,8 @@ class LuaRoomScript:
             # Changes may be lost with this batch: the next call resends the root.
             self._resync = True
             return [], self._runtime_failure(hook, e)
+        finally:
+            self._stats.script_seconds += perf_counter() - started
         self._resync = False
         ok, message, line, other = result[0], result[1], result[2], result[3]
         changes: list[Change] = [] if other is None else _decode_json(other)
@@ -295,10 +304,13 @@ class LuaRoomScript:
         self._runtime = None
 
     def _call(self, hook: str, fn: Any, *args: object) -> Any:
+        started = perf_counter()  # measures only: two clock reads per hook call
         try:
             ok, value, line = fn(*args)
         except LuaError as e:
             raise self._runtime_failure(hook, e) from None
+        finally:
+            self._stats.script_seconds += perf_counter() - started
         if not ok:
             raise ScriptError(
                 value, script=self.name, hook=hook, line=line, fatal=_out_of_memory(value)

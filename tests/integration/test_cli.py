@@ -48,11 +48,13 @@ async def test_help_explains_every_flag_with_its_default():
         "--require-strong-keys",
         "--no-require-strong-keys",
         "--dev",
+        "--log-format",
     ):
         assert flag in out
     assert "default: 64" in out and "default: 0.0.0.0" in out and "default: 65536" in out
     assert "default: 1000000" in out and "default: 32)" in out
     assert "default: 20.0" in out
+    assert "{text,json}" in out and "default: text" in out
 
 
 async def test_app_create_prints_one_json_line(tmp_path):
@@ -296,3 +298,47 @@ async def test_the_secret_key_never_reaches_the_logs(tmp_path):
     assert secret[len("cb_sk_") :] not in err
     stdout_lines = [*lines, *out.splitlines()]
     assert [i for i, line in enumerate(stdout_lines) if secret in line] == [shown]
+
+
+async def test_log_format_json_writes_one_object_per_line_with_lifecycle_fields(tmp_path):
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "--port", "0", "--host", "127.0.0.1", "--data-dir", str(tmp_path),
+        "--log-format", "json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        lines = []
+        while not any(line.startswith("connect: ") for line in lines):
+            lines.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip())
+        url = re.search(r"connect: (ws://\S+)\?public_key=(cb_pk_\S+)&client_id=", "\n".join(lines))
+        assert url is not None
+        client = GameClient(url.group(1), url.group(2), "json-player")
+        await client.connect()
+        await client.create_room(room_id="logged-room", script_name="arena")
+        await client.send_action("move", {"x": 1, "y": 2})  # per message: no line
+        await client.ping()
+        proc.send_signal(signal.SIGTERM)
+        assert await client.wait_closed() == 1001
+        _, err = await asyncio.wait_for(proc.communicate(), 15)
+        assert proc.returncode == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    records = [json.loads(line) for line in err.decode().splitlines()]  # every line is JSON
+    assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    assert all(r["time"].endswith("Z") for r in records)
+    events = {r["event"]: r for r in records if "event" in r}
+    opened, created = events["connection_open"], events["room_created"]
+    assert opened["client"] == "json-player" and opened["app"].startswith("app_")
+    assert created["room"] == "logged-room" and created["client"] == "json-player"
+    assert created["app"] == opened["app"] and created["logger"] == "gameserver.service"
+    disposed = events["room_disposed"]
+    assert disposed["room"] == "logged-room" and disposed["reason"] == "server_shutdown"
+    closed = events["connection_closed"]
+    assert closed["client"] == "json-player" and closed["code"] == 1001
+    assert closed["reason"] == "server shutdown"
+    # Lifecycles only: nothing per message.
+    assert not any("action" in r["message"] or "ping" in r["message"] for r in records)
+    assert not any(r["level"] in ("ERROR", "CRITICAL") for r in records)

@@ -20,6 +20,7 @@ async def test_a_dropped_client_resumes_with_just_the_deltas_it_missed(server):
     await player.wait_until(lambda s: s["tick"] > 10)
     await asyncio.wait_for(drop(player), 5)
     assert player.reconnects == 1 and player.resumes == 1 and player.resyncs == 0
+    assert server.app.service.stats.resumes == {"resumed": 1, "snapshot": 0}  # /metrics
     await player.wait_until(lambda s: s["tick"] > 40)
     assert_unbroken(chain)
     await same_state(player, host)

@@ -94,6 +94,7 @@ async def test_a_reader_that_catches_up_gets_one_snapshot_not_the_backlog(start_
     # Fewer deltas arrived than were published meanwhile: the backlog was dropped.
     assert len([m for m in caught_up if m["type"] == "delta"]) < 64
     assert slow.resyncs == 0 and slow.is_connected
+    assert server.app.service.stats.slow_consumer_snapshots == 1  # what /metrics reports
     await host.wait_until(lambda s: s["tick"] >= slow.state["state"]["tick"])
     await slow.wait_until(lambda s: s["tick"] >= host.state["state"]["tick"])
     await slow.disconnect()

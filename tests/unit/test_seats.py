@@ -94,7 +94,7 @@ def test_resume_sends_exactly_the_missed_deltas(game):
     assert [d["toVersion"] for d in deltas] == list(range(seen + 1, version_of(service) + 1))
     changes = [c["value"] for d in deltas for c in d["changes"] if c["path"].startswith("log")]
     assert "away b" in str(changes) and "back b" in str(changes)
-    assert service.resumes == {"resumed": 1, "snapshot": 0}
+    assert service.stats.resumes == {"resumed": 1, "snapshot": 0}
     # Nobody heard b leave or join again.
     assert not [m for m in frames(service, a) if m["type"] in ("player_left", "player_joined")]
 
@@ -112,7 +112,7 @@ def test_a_version_older_than_the_history_gets_a_snapshot(game):
     assert got[0]["state"]["version"] == version_of(service)
     tick(service, clock)
     assert frames(service, b2)[0]["delta"]["fromVersion"] == got[0]["state"]["version"]
-    assert service.resumes == {"resumed": 0, "snapshot": 1}
+    assert service.stats.resumes == {"resumed": 0, "snapshot": 1}
 
 
 @pytest.mark.parametrize("last_version", [None, -1, 10**9])

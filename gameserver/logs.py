@@ -1,0 +1,61 @@
+"""Where log lines go and how they look: text for people, JSON for collectors.
+
+`--log-format json` writes one JSON object per line: `time` (UTC, ISO 8601),
+`level`, `logger`, `message`, then every field the code passed with `extra=`
+(the lifecycle lines pass `event`, `app`, `client`, `room`, `code`,
+`reason`), and `exc_info` with the traceback when there is one. A collector
+indexes the fields without parsing the message. docs/operations.md lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from gameserver.config import LOG_FORMATS
+from gameserver.redact import RedactCredentials
+
+__all__ = ["JsonFormatter", "configure_logging"]
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+# websockets adds its connection object as `websocket` to its own lines: not a field.
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "websocket"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_FIELDS and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack_info"] = self.formatStack(record.stack_info)
+        # default=str: a field that is not JSON (a path, an address tuple) still
+        # makes a line, never an error inside the logging call.
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """Send every logger's records to stderr, as `log_format` says (LOG_FORMATS)."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    )
+    handler.addFilter(RedactCredentials())  # secret keys and tokens never reach the log
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
