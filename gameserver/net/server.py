@@ -15,55 +15,21 @@ import asyncio
 import contextlib
 import logging
 import socket
-import time
-from http import HTTPStatus
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from gameserver.net.handshake import WS_PATH, Accepted, Gate, parse_query
+from gameserver.net.ticks import TickTimer
 from gameserver.service import GameService, Refused
 from gameserver.session import CloseCode, Session
-from gameserver.storage import App, AppStore
+from gameserver.storage import AppStore
 
 __all__ = ["GameServer", "WS_PATH"]
 
 log = logging.getLogger("gameserver.net")
-
-WS_PATH = "/v1/game/ws"
-# uvloop timers may fire up to ~1.2 ms early; wake this much before a tick
-# deadline and finish the wait with a short precise sleep, so ticks are never early.
-_EARLY_WAKE = 0.0015
-
-
-def _query(path: str) -> dict[str, str]:
-    """The query parameters; raises UnicodeDecodeError when one is not UTF-8
-    (replacing bad bytes would let different client ids collide)."""
-    query = urlsplit(path).query
-    return {k: v[0] for k, v in parse_qs(query, keep_blank_values=True, errors="strict").items()}
-
-
-class _AppKeys:
-    """Public key → app, with a small cache in front of the store."""
-
-    def __init__(self, store: AppStore) -> None:
-        self._store = store
-        self._cache: dict[str, App] = {}
-
-    def lookup(self, headers: Headers, query: dict[str, str]) -> App | None:
-        key = query.get("public_key") or headers.get("X-Public-Key") or ""
-        if not key.startswith("cb_pk_") or len(key) > 256:
-            return None
-        app = self._cache.get(key)
-        if app is None:
-            app = self._store.app_by_public_key(key)
-            if app is not None:
-                self._cache[key] = app
-        return app
 
 
 class _Link:
@@ -157,12 +123,11 @@ class _Link:
 class GameServer:
     def __init__(self, service: GameService, apps: AppStore, *, max_message_bytes: int) -> None:
         self.service = service
-        self._keys = _AppKeys(apps)
+        self._gate = Gate(apps, max_request_line=service.config.max_request_line_bytes)
         self._max_message_bytes = max_message_bytes
         self._links: dict[Session, _Link] = {}
         self._server: Server | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._armed_for: float | None = None
+        self._ticks = TickTimer(service, self.flush)
 
     # Lifecycle --------------------------------------------------------------
 
@@ -179,7 +144,9 @@ class GameServer:
             server_header=None,
             ping_interval=config.ping_interval,
             ping_timeout=config.ping_interval,
+            open_timeout=config.handshake_timeout,
             close_timeout=config.close_timeout,
+            write_limit=config.write_limit_bytes,
             logger=logging.getLogger("gameserver.websockets"),
         )
         return int(self._server.sockets[0].getsockname()[1])
@@ -190,9 +157,7 @@ class GameServer:
         then are cut off."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._ticks.cancel()
         if self._server is not None:
             self._server.close(close_connections=False)
         self.service.shutdown()
@@ -210,21 +175,17 @@ class GameServer:
     # Handshake and connection ---------------------------------------------------
 
     def _check_handshake(self, ws: ServerConnection, request: Request) -> Response | None:
-        if urlsplit(request.path).path != WS_PATH:
-            return ws.respond(HTTPStatus.NOT_FOUND, f"the game endpoint is {WS_PATH}\n")
-        try:
-            query = _query(request.path)
-        except UnicodeDecodeError:
-            return ws.respond(HTTPStatus.BAD_REQUEST, "query parameters must be UTF-8\n")
-        if self._keys.lookup(request.headers, query) is None:
-            return ws.respond(HTTPStatus.UNAUTHORIZED, "missing or unknown public key\n")
-        return None
+        # (A request line over 8 KiB never gets here: websockets answers 414 itself.)
+        verdict = self._gate.check(request.path, request.headers, _peer(ws))
+        if isinstance(verdict, Accepted):
+            return None
+        return ws.respond(verdict.status, verdict.body)
 
     async def _handle(self, ws: ServerConnection) -> None:
         request = ws.request
         assert request is not None
-        query = _query(request.path)
-        app = self._keys.lookup(request.headers, query)
+        query = parse_query(request.path)
+        app = self._gate.app_for(request.headers, query)
         if app is None:  # the key vanished between handshake and now
             await ws.close(4001, "unauthorized")
             return
@@ -249,7 +210,7 @@ class GameServer:
             async for data in ws:
                 self.service.receive(session, data)
                 self.flush()
-                self._arm()
+                self._ticks.arm()
         except ConnectionClosed:
             pass
         finally:
@@ -274,38 +235,9 @@ class GameServer:
             if link is not None:
                 link.wake()
 
-    # Ticks ------------------------------------------------------------------
 
-    def _arm(self) -> None:
-        """(Re)arm the tick timer for the service's next deadline."""
-        deadline = self.service.next_deadline()
-        if deadline is None or (self._armed_for is not None and self._armed_for <= deadline):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._armed_for = deadline
-        delay = max(0.0, deadline - time.monotonic() - _EARLY_WAKE)
-        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._armed_for = None
-        deadline = self.service.next_deadline()
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining > _EARLY_WAKE:
-                # The loop's cached clock was stale when the timer was set: wait again.
-                self._arm()
-                return
-            if remaining > 0:
-                time.sleep(remaining)  # at most 1.5 ms: the precise end of the wait
-            self.service.run_ticks(time.monotonic())
-            self.flush()
-        self._arm()
-
-
-def _peer(ws: ServerConnection) -> Any:
+def _peer(ws: ServerConnection) -> str | None:
     try:
-        return ws.remote_address[0]
+        return str(ws.remote_address[0])
     except Exception:
-        return "?"
+        return None
