@@ -1,7 +1,7 @@
 """`gameserver`: serve, or manage apps.
 
 gameserver [--host H] [--port P] [--tick-rate N] [--data-dir D]
-           [--scripts-dir D ...] [--max-message-bytes N] [--log-level L]
+           [--scripts-dir D ...] [--max-message-bytes N] [--transport T] [--log-level L]
 gameserver app create NAME [--data-dir D]
 gameserver app list [--data-dir D]
 """
@@ -93,6 +93,12 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.drain_timeout,
         help="on SIGTERM/SIGINT: seconds to tell rooms and close sockets before exiting",
     )
+    p.add_argument(
+        "--transport",
+        choices=("websockets", "picows"),
+        default=_DEFAULTS.transport,
+        help="the WebSocket library serving clients (the same protocol either way)",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return p
 
@@ -166,6 +172,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         lua_memory_limit=args.lua_memory_mb * 1024 * 1024,
         reconnect_grace=args.reconnect_grace,
         drain_timeout=args.drain_timeout,
+        transport=args.transport,
     )
 
 

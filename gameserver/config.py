@@ -22,6 +22,9 @@ class Config:
     # Network
     host: str = "0.0.0.0"
     port: int = 8787
+    # The WebSocket library serving clients: "websockets" or "picows" (the
+    # same protocol and rules either way; docs/performance.md compares them).
+    transport: str = "websockets"
     # The handshake's request line (`GET <url> HTTP/1.1`); longer: HTTP 414.
     # 8192 is also websockets' own limit, which answers before our check does.
     max_request_line_bytes: int = 8192
@@ -48,6 +51,7 @@ class Config:
     # as full (flow control: frames wait in the session's outbox meanwhile).
     # 32 KiB is websockets' default high-water mark.
     write_limit_bytes: int = 32 * 1024
+    read_buffer_bytes: int = 16 * 1024  # picows: a connection's first receive buffer (it grows)
     handshake_timeout: float = 10.0  # seconds from TCP accept to a complete upgrade request
     close_timeout: float = 2.0  # seconds a peer has to answer our close before TCP is cut
     drain_timeout: float = 10.0  # on SIGTERM: seconds from the first step of shutdown to exit
