@@ -37,11 +37,12 @@ async def test_help_explains_every_flag_with_its_default():
         "--lua-memory-mb",
         "--reconnect-grace",
         "--drain-timeout",
+        "--transport",
     ):
         assert flag in out
     assert "default: 64" in out and "default: 0.0.0.0" in out and "default: 65536" in out
     assert "default: 1000000" in out and "default: 32)" in out
-    assert "default: 20.0" in out
+    assert "default: 20.0" in out and "default: websockets" in out
 
 
 async def test_app_create_prints_one_json_line(tmp_path):
@@ -117,7 +118,7 @@ async def test_serve_creates_default_app_prints_url_serves_and_stops_on_sigterm(
             await proc.wait()
 
 
-async def test_shutdown_ends_within_the_drain_timeout_even_with_a_stuck_reader(tmp_path):
+async def test_shutdown_ends_within_the_drain_timeout_even_with_a_stuck_reader(tmp_path, transport):
     """SIGTERM with a member that reads nothing: the others get `room_closed`
     and 1001, the stuck socket is cut, and the process exits by --drain-timeout."""
     scripts = tmp_path / "scripts"
@@ -127,7 +128,7 @@ async def test_shutdown_ends_within_the_drain_timeout_even_with_a_stuck_reader(t
     )
     proc = await asyncio.create_subprocess_exec(
         *CLI, "--port", "0", "--host", "127.0.0.1", "--data-dir", str(tmp_path / "data"),
-        "--scripts-dir", str(scripts), "--drain-timeout", "1",
+        "--scripts-dir", str(scripts), "--drain-timeout", "1", "--transport", transport,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

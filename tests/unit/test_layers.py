@@ -18,7 +18,7 @@ FORBIDDEN = {
     "session": ("net", "app", "cli", "client"),
     "net": ("app", "cli", "client"),
 }
-IO_MODULES = ("asyncio", "websockets", "uvloop", "socket")
+IO_MODULES = ("asyncio", "websockets", "picows", "uvloop", "socket")
 SANS_IO = ("protocol", "engine", "_core_py", "scripting", "service", "session")
 
 
