@@ -95,7 +95,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--transport",
-        choices=("websockets", "picows"),
+        choices=("picows", "websockets"),
         default=_DEFAULTS.transport,
         help="the WebSocket library serving clients (the same protocol either way)",
     )

@@ -42,7 +42,7 @@ async def test_help_explains_every_flag_with_its_default():
         assert flag in out
     assert "default: 64" in out and "default: 0.0.0.0" in out and "default: 65536" in out
     assert "default: 1000000" in out and "default: 32)" in out
-    assert "default: 20.0" in out and "default: websockets" in out
+    assert "default: 20.0" in out and "default: picows" in out
 
 
 async def test_app_create_prints_one_json_line(tmp_path):
