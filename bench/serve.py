@@ -1,6 +1,6 @@
 """The server side of a benchmark run: the real GameApp in its own process.
 
-    python bench/serve.py DATA_DIR [--cpu N] [--tick-rate 64]
+    python bench/serve.py DATA_DIR [--cpu N] [--tick-rate 64] [--transport websockets|picows]
 
 Prints `READY <port> <public_key>` once listening. SIGUSR1 starts the
 measured window (resets the tick statistics); SIGTERM ends it: one JSON line
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -29,12 +30,14 @@ async def main() -> None:
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--cpu", type=int, default=None)
     parser.add_argument("--tick-rate", type=int, default=64)
+    parser.add_argument("--transport", choices=("websockets", "picows"), default=None)
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
-    app = GameApp(
-        Config(host="127.0.0.1", port=0, data_dir=args.data_dir, tick_rate=args.tick_rate)
-    )
+    config = Config(host="127.0.0.1", port=0, data_dir=args.data_dir, tick_rate=args.tick_rate)
+    if args.transport is not None:
+        config = dataclasses.replace(config, transport=args.transport)
+    app = GameApp(config)
     default, _ = app.default_app()
     port = await app.start()
     print(f"READY {port} {default.public_key}", flush=True)
@@ -49,6 +52,7 @@ async def main() -> None:
     await done.wait()
     summary = app.service.scheduler.stats.summary()
     summary["core"] = _accel.IMPL
+    summary["transport"] = config.transport
     summary["rooms"] = len(app.service.directory)
     print(json.dumps(summary), flush=True)
     await app.stop()

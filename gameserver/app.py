@@ -14,7 +14,7 @@ from aiohttp import web
 from gameserver import _accel
 from gameserver.config import Config
 from gameserver.errors import ConfigError
-from gameserver.net import WS_PATH, GameServer
+from gameserver.net import WS_PATH, GameServer, PicowsGameServer
 from gameserver.net.admin import admin_app
 from gameserver.net.metrics import metrics_registry
 from gameserver.scripting.library import ScriptLibrary
@@ -37,7 +37,13 @@ class GameApp:
         self.script_store = SqliteScriptStore(config.data_dir)
         self.scripts = ScriptLibrary(config.scripts_dirs, self.script_store)
         self.service = GameService(config, self.scripts, app_settings=self.apps.settings)
-        self.server = GameServer(
+        transports: dict[str, type[GameServer | PicowsGameServer]] = {
+            "websockets": GameServer,
+            "picows": PicowsGameServer,
+        }
+        if config.transport not in transports:
+            raise ValueError(f"unknown transport {config.transport!r}")
+        self.server: GameServer | PicowsGameServer = transports[config.transport](
             self.service, self.apps, max_message_bytes=config.max_message_bytes
         )
         self.metrics = metrics_registry(self.service, self.server.connection_count)

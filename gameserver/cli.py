@@ -1,7 +1,7 @@
 """`gameserver`: serve, or manage apps.
 
 gameserver [--host H] [--port P] [--tick-rate N] [--data-dir D]
-           [--scripts-dir D ...] [--max-message-bytes N] [--log-level L]
+           [--scripts-dir D ...] [--max-message-bytes N] [--transport T] [--log-level L]
            [--max-connections-per-ip N] [--[no-]require-strong-keys] [--dev]
            [--log-format text|json]
 gameserver app create NAME [--data-dir D]
@@ -98,6 +98,12 @@ def _serve_parser() -> argparse.ArgumentParser:
         type=float,
         default=_DEFAULTS.drain_timeout,
         help="on SIGTERM/SIGINT: seconds to tell rooms and close sockets before exiting",
+    )
+    p.add_argument(
+        "--transport",
+        choices=("picows", "websockets"),
+        default=_DEFAULTS.transport,
+        help="the WebSocket library serving clients (the same protocol either way)",
     )
     p.add_argument(
         "--max-connections-per-ip",
@@ -233,6 +239,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         require_strong_keys=strong_keys,
         log_level=args.log_level.upper(),
         log_format=args.log_format,
+        transport=args.transport,
     )
 
 

@@ -47,8 +47,17 @@ class LiveServer:
 ServerFactory = Callable[..., "AsyncIterator[LiveServer]"]
 
 
+TRANSPORTS = ("websockets", "picows")
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request) -> str:
+    """Every test that starts a server runs once per transport (`[websockets]`, `[picows]`)."""
+    return request.param
+
+
 @pytest.fixture
-async def start_server(tmp_path: Path):
+async def start_server(tmp_path: Path, transport: str):
     """Start a server with Config overrides: `server = await start_server(tick_rate=32)`."""
     started: list[GameApp] = []
     extra_scripts = tmp_path / "scripts"
@@ -60,7 +69,7 @@ async def start_server(tmp_path: Path):
             port=0,
             data_dir=tmp_path / f"data{len(started)}",
             scripts_dirs=(extra_scripts, BUILTIN_SCRIPTS_DIR),
-            **overrides,
+            **{"transport": transport, **overrides},
         )
         app = GameApp(config)
         default, created = app.default_app()

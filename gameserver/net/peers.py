@@ -3,18 +3,16 @@
 A socket counts from `connection_made` to `connection_lost`, whatever
 happens in between (a refused handshake, a handshake that never comes, a
 game session), so the count cannot leak: asyncio calls `connection_lost`
-exactly once for every transport it made. The handshake reads the count to
-answer 429 (net/server.py); sockets far over the cap are closed right here.
+exactly once for every transport it made. Each transport keeps the count
+(server.py, picows_server.py); the handshake reads it to answer 429
+(handshake.py), and sockets far over the cap are closed at accept.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
-
-__all__ = ["PeerCount", "counted_connection"]
+__all__ = ["PeerCount", "peer_ip"]
 
 
 class PeerCount:
@@ -42,25 +40,6 @@ class PeerCount:
         return bool(self.max_per_ip) and self.open.get(ip, 0) > self.max_per_ip
 
 
-def counted_connection(peers: PeerCount) -> type[ServerConnection]:
-    """A websockets connection class that keeps `peers` up to date."""
-
-    class CountedConnection(ServerConnection):
-        peer_ip = ""
-
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)
-            self.peer_ip = _ip(transport.get_extra_info("peername"))
-            if not peers.add(self.peer_ip):
-                self.transport.abort()  # connection_lost follows and releases it
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            peers.release(self.peer_ip)
-            super().connection_lost(exc)
-
-    return CountedConnection
-
-
-def _ip(peername: Any) -> str:
+def peer_ip(peername: Any) -> str:
     # (host, port) for IPv4, (host, port, flow, scope) for IPv6; None for odd transports.
     return str(peername[0]) if isinstance(peername, tuple) and peername else "?"

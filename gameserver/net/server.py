@@ -16,88 +16,39 @@ import asyncio
 import contextlib
 import logging
 import socket
-import time
-from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from gameserver import identity
-from gameserver.config import REQUIRE_SIGNED_CLIENT_ID, Config
-from gameserver.net.peers import PeerCount, counted_connection
+from gameserver.config import Config
+from gameserver.net.handshake import WS_PATH, Accepted, Gate, parse_query
+from gameserver.net.lifecycle import log_closed, log_open
+from gameserver.net.peers import PeerCount, peer_ip
+from gameserver.net.ticks import TickTimer
 from gameserver.service import GameService, Refused
 from gameserver.session import CloseCode, Session
-from gameserver.storage import App, AppStore
+from gameserver.storage import AppStore
 
 __all__ = ["GameServer", "WS_PATH", "socket_options"]
 
-log = logging.getLogger("gameserver.net")
-
-WS_PATH = "/v1/game/ws"
-# uvloop timers may fire up to ~1.2 ms early; wake this much before a tick
-# deadline and finish the wait with a short precise sleep, so ticks are never early.
-_EARLY_WAKE = 0.0015
-
-
-def _query(path: str) -> dict[str, str]:
-    """The query parameters; raises UnicodeDecodeError when one is not UTF-8
-    (replacing bad bytes would let different client ids collide)."""
-    query = urlsplit(path).query
-    return {k: v[0] for k, v in parse_qs(query, keep_blank_values=True, errors="strict").items()}
-
 
 def socket_options(config: Config, max_message_bytes: int) -> dict[str, Any]:
-    """How our WebSocket layer is set up (websockets' `serve` arguments). One
-    place, so that bench/autobahn_echo.py tests exactly the socket layer we run."""
+    """How our websockets layer is set up (`serve` arguments). One place, so
+    that bench/autobahn_echo.py tests exactly the socket layer we run."""
     return {
         "max_size": max_message_bytes,
         "compression": None,  # encode once, send the same bytes to every member
         "server_header": None,
         "ping_interval": config.ping_interval,
         "ping_timeout": config.ping_interval,
+        "open_timeout": config.handshake_timeout,
         "close_timeout": config.close_timeout,
+        "write_limit": config.write_limit_bytes,
         "logger": logging.getLogger("gameserver.websockets"),
     }
-
-
-class _AppKeys:
-    """Public key → app, with a small cache in front of the store."""
-
-    def __init__(self, store: AppStore) -> None:
-        self._store = store
-        self._cache: dict[str, App] = {}
-
-    def lookup(self, headers: Headers, query: dict[str, str]) -> App | None:
-        key = query.get("public_key") or headers.get("X-Public-Key") or ""
-        if not key.startswith("cb_pk_") or len(key) > 256:
-            return None
-        app = self._cache.get(key)
-        if app is None:
-            app = self._store.app_by_public_key(key)
-            if app is not None:
-                self._cache[key] = app
-        return app
-
-    def token_refusal(self, app: App, query: dict[str, str], max_lifetime: int) -> str | None:
-        """Why the handshake's client id is not vouched for, when the app asks
-        for signed client ids (read per handshake: the admin API may turn it on)."""
-        if not self._store.settings(app.app_id).get(REQUIRE_SIGNED_CLIENT_ID):
-            return None
-        key = self._store.signing_key(app.app_id)
-        if key is None:  # only apps from before signing keys, never turned on through the API
-            return "this app requires signed client ids but has no signing key yet"
-        return identity.token_refusal(
-            key,
-            query.get("client_id", ""),
-            query.get("token"),
-            now=time.time(),
-            max_lifetime=max_lifetime,
-        )
 
 
 class _Link:
@@ -201,14 +152,18 @@ class _Link:
 class GameServer:
     def __init__(self, service: GameService, apps: AppStore, *, max_message_bytes: int) -> None:
         self.service = service
-        self._keys = _AppKeys(apps)
-        self._max_message_bytes = max_message_bytes
-        self._links: dict[Session, _Link] = {}
         config = service.config
         self.peers = PeerCount(config.max_connections_per_ip, config.refused_sockets_per_ip)
+        self._gate = Gate(
+            apps,
+            max_request_line=config.max_request_line_bytes,
+            peers=self.peers,
+            max_token_lifetime=config.max_token_lifetime,
+        )
+        self._max_message_bytes = max_message_bytes
+        self._links: dict[Session, _Link] = {}
         self._server: Server | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._armed_for: float | None = None
+        self._ticks = TickTimer(service, self.flush)
 
     # Lifecycle --------------------------------------------------------------
 
@@ -230,9 +185,7 @@ class GameServer:
         then are cut off."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._ticks.cancel()
         if self._server is not None:
             self._server.close(close_connections=False)
         self.service.shutdown()
@@ -254,29 +207,17 @@ class GameServer:
     # Handshake and connection ---------------------------------------------------
 
     def _check_handshake(self, ws: ServerConnection, request: Request) -> Response | None:
-        if urlsplit(request.path).path != WS_PATH:
-            return ws.respond(HTTPStatus.NOT_FOUND, f"the game endpoint is {WS_PATH}\n")
-        if self.peers.over_cap(getattr(ws, "peer_ip", "?")):
-            return ws.respond(
-                HTTPStatus.TOO_MANY_REQUESTS, "too many connections from this address\n"
-            )
-        try:
-            query = _query(request.path)
-        except UnicodeDecodeError:
-            return ws.respond(HTTPStatus.BAD_REQUEST, "query parameters must be UTF-8\n")
-        app = self._keys.lookup(request.headers, query)
-        if app is None:
-            return ws.respond(HTTPStatus.UNAUTHORIZED, "missing or unknown public key\n")
-        refusal = self._keys.token_refusal(app, query, self.service.config.max_token_lifetime)
-        if refusal is not None:
-            return ws.respond(HTTPStatus.UNAUTHORIZED, refusal + "\n")
-        return None
+        # (A request line over 8 KiB never gets here: websockets answers 414 itself.)
+        verdict = self._gate.check(request.path, request.headers, _peer(ws))
+        if isinstance(verdict, Accepted):
+            return None
+        return ws.respond(verdict.status, verdict.body)
 
     async def _handle(self, ws: ServerConnection) -> None:
         request = ws.request
         assert request is not None
-        query = _query(request.path)
-        app = self._keys.lookup(request.headers, query)
+        query = parse_query(request.path)
+        app = self._gate.app_for(request.headers, query)
         if app is None:  # the key vanished between handshake and now
             await ws.close(4001, "unauthorized")
             return
@@ -296,25 +237,13 @@ class GameServer:
         stats.connections_opened += 1
         link = self._links[session] = _Link(ws, session, self.service)
         self.flush()  # `connected`, and the close of a session this one replaced
-        peer = _peer(ws)
-        log.info(
-            "connection open app=%s client=%s peer=%s",
-            app.app_id,
-            session.client_id,
-            peer,
-            extra={
-                "event": "connection_open",
-                "app": app.app_id,
-                "client": session.client_id,
-                "peer": peer,
-            },
-        )
+        log_open(app.app_id, session.client_id, _peer(ws))
         try:
             async for data in ws:
                 stats.bytes_in += len(data)
                 self.service.receive(session, data)
                 self.flush()
-                self._arm()
+                self._ticks.arm()
         except ConnectionClosed:
             pass
         finally:
@@ -329,20 +258,7 @@ class GameServer:
             asked = session.close_request
             if asked is not None and asked[0] == CloseCode.SLOW_CONSUMER:
                 stats.slow_consumer_closes += 1
-            log.info(
-                "connection closed app=%s client=%s code=%s reason=%s",
-                app.app_id,
-                session.client_id,
-                ws.close_code,
-                ws.close_reason or "",
-                extra={
-                    "event": "connection_closed",
-                    "app": app.app_id,
-                    "client": session.client_id,
-                    "code": ws.close_code,
-                    "reason": ws.close_reason or "",
-                },
-            )
+            log_closed(app.app_id, session.client_id, ws.close_code, ws.close_reason or "")
 
     def flush(self) -> None:
         for session in self.service.take_pending():
@@ -350,38 +266,28 @@ class GameServer:
             if link is not None:
                 link.wake()
 
-    # Ticks ------------------------------------------------------------------
 
-    def _arm(self) -> None:
-        """(Re)arm the tick timer for the service's next deadline."""
-        deadline = self.service.next_deadline()
-        if deadline is None or (self._armed_for is not None and self._armed_for <= deadline):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._armed_for = deadline
-        delay = max(0.0, deadline - time.monotonic() - _EARLY_WAKE)
-        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+def counted_connection(peers: PeerCount) -> type[ServerConnection]:
+    """A websockets connection class that keeps `peers` up to date."""
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._armed_for = None
-        deadline = self.service.next_deadline()
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining > _EARLY_WAKE:
-                # The loop's cached clock was stale when the timer was set: wait again.
-                self._arm()
-                return
-            if remaining > 0:
-                time.sleep(remaining)  # at most 1.5 ms: the precise end of the wait
-            self.service.run_ticks(time.monotonic())
-            self.flush()
-        self._arm()
+    class CountedConnection(ServerConnection):
+        peer_ip = ""
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self.peer_ip = peer_ip(transport.get_extra_info("peername"))
+            if not peers.add(self.peer_ip):
+                self.transport.abort()  # connection_lost follows and releases it
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            peers.release(self.peer_ip)
+            super().connection_lost(exc)
+
+    return CountedConnection
 
 
-def _peer(ws: ServerConnection) -> Any:
+def _peer(ws: ServerConnection) -> str | None:
     try:
-        return ws.remote_address[0]
+        return str(ws.remote_address[0])
     except Exception:
-        return "?"
+        return None

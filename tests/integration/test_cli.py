@@ -49,11 +49,12 @@ async def test_help_explains_every_flag_with_its_default():
         "--no-require-strong-keys",
         "--dev",
         "--log-format",
+        "--transport",
     ):
         assert flag in out
     assert "default: 64" in out and "default: 0.0.0.0" in out and "default: 65536" in out
     assert "default: 1000000" in out and "default: 32)" in out
-    assert "default: 20.0" in out
+    assert "default: 20.0" in out and "default: picows" in out
     assert "{text,json}" in out and "default: text" in out
 
 
@@ -130,7 +131,7 @@ async def test_serve_creates_default_app_prints_url_serves_and_stops_on_sigterm(
             await proc.wait()
 
 
-async def test_shutdown_ends_within_the_drain_timeout_even_with_a_stuck_reader(tmp_path):
+async def test_shutdown_ends_within_the_drain_timeout_even_with_a_stuck_reader(tmp_path, transport):
     """SIGTERM with a member that reads nothing: the others get `room_closed`
     and 1001, the stuck socket is cut, and the process exits by --drain-timeout."""
     scripts = tmp_path / "scripts"
@@ -139,8 +140,9 @@ async def test_shutdown_ends_within_the_drain_timeout_even_with_a_stuck_reader(t
         'function onTick(room, dt, tick) room.state.blob = string.rep("x", 8000 + tick % 2) end'
     )
     proc, lines = await start_cli(
-        "--data-dir", str(tmp_path / "data"), "--scripts-dir", str(scripts), "--drain-timeout", "1"
-    )
+        "--data-dir", str(tmp_path / "data"), "--scripts-dir", str(scripts),
+        "--drain-timeout", "1", "--transport", transport,
+    )  # fmt: skip
     try:
         url = re.search(r"connect: (ws://\S+)\?public_key=(cb_pk_\S+)&", "\n".join(lines))
         assert url is not None
@@ -258,8 +260,10 @@ async def test_app_token_mints_what_the_server_accepts(tmp_path):
     assert code == 1 and "no app named" in err
 
 
-async def test_the_secret_key_never_reaches_the_logs(tmp_path):
-    proc, lines = await start_cli("--data-dir", str(tmp_path), "--log-level", "DEBUG")
+async def test_the_secret_key_never_reaches_the_logs(tmp_path, transport):
+    proc, lines = await start_cli(
+        "--data-dir", str(tmp_path), "--log-level", "DEBUG", "--transport", transport
+    )
     stopped = False
     try:
         shown = lines.index(next(x for x in lines if "shown only now" in x)) + 1
@@ -293,7 +297,9 @@ async def test_the_secret_key_never_reaches_the_logs(tmp_path):
         if not stopped:
             proc.kill()
             await proc.wait()
-    assert "connection open" in err and "DEBUG" in err  # the logs did run at DEBUG
+    assert "connection open" in err
+    if transport == "websockets":  # it logs each handshake's request line at DEBUG
+        assert "DEBUG" in err and "GET /v1/game/ws" in err
     assert secret not in err
     assert secret[len("cb_sk_") :] not in err
     stdout_lines = [*lines, *out.splitlines()]

@@ -31,7 +31,7 @@ FORBIDDEN = {
         "client",
     ),
 }
-IO_MODULES = ("asyncio", "websockets", "uvloop", "socket")
+IO_MODULES = ("asyncio", "websockets", "picows", "uvloop", "socket")
 SANS_IO = ("protocol", "engine", "_core_py", "scripting", "service", "session", "identity")
 
 

@@ -1,0 +1,62 @@
+"""The tick timer both transports run: wake for the service's next deadline.
+
+uvloop timers may fire up to ~1.2 ms early, so the timer is set `EARLY_WAKE`
+before the deadline and the wait ends with a short precise sleep: ticks are
+never early, and rarely more than a fraction of a millisecond late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from gameserver.service import GameService
+
+__all__ = ["TickTimer"]
+
+EARLY_WAKE = 0.0015
+
+
+class TickTimer:
+    """Call `arm()` whenever the service may have a new, earlier deadline (after
+    a client message); after ticks run, `after_ticks` writes their output."""
+
+    def __init__(self, service: GameService, after_ticks: Callable[[], None]) -> None:
+        self._service = service
+        self._after_ticks = after_ticks
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_for: float | None = None
+
+    def arm(self) -> None:
+        """(Re)arm the timer for the service's next deadline, if that is sooner."""
+        deadline = self._service.next_deadline()
+        if deadline is None or (self._armed_for is not None and self._armed_for <= deadline):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed_for = deadline
+        delay = max(0.0, deadline - time.monotonic() - EARLY_WAKE)
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._armed_for = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._armed_for = None
+        deadline = self._service.next_deadline()
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining > EARLY_WAKE:
+                # The loop's cached clock was stale when the timer was set: wait again.
+                self.arm()
+                return
+            if remaining > 0:
+                time.sleep(remaining)  # at most 1.5 ms: the precise end of the wait
+            self._service.run_ticks(time.monotonic())
+            self._after_ticks()
+        self.arm()
