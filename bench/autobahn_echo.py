@@ -8,7 +8,7 @@ cannot be tested as it is. This serves every path with an echo handler on the
 same uvloop loop and the same `serve` arguments as gameserver/net/server.py
 (`socket_options`: 64 KiB max message, no compression, the same ping and close
 timeouts), so what the cases find is what our socket layer does.
-docs/reliability-autobahn.md has the command and the results.
+docs/reliability.md ("WebSocket conformance") has the command and the results.
 """
 
 from __future__ import annotations

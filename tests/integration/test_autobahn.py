@@ -5,7 +5,7 @@ handler with the game server's own `serve` settings (`socket_options`: the
 64 KiB message cap, no compression, its ping and close timeouts) on the
 test's uvloop loop. Left out here: 9.* (messages up to 16 MiB, over our cap
 by design, plus throughput), 12.* and 13.* (permessage-deflate, which we turn
-off). docs/reliability-autobahn.md has the whole run and what each result means.
+off). docs/reliability.md ("WebSocket conformance") has the whole run and what each result means.
 """
 
 from __future__ import annotations
