@@ -47,6 +47,7 @@ from picows import (
 # and private: picows is pinned in requirements.txt for this reason.
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
+from gameserver.config import Config
 from gameserver.net.handshake import NOT_ASCII, WS_PATH, Accepted, Gate, Refusal
 from gameserver.net.lifecycle import log_closed, log_open
 from gameserver.net.peers import PeerCount, peer_ip
@@ -55,7 +56,7 @@ from gameserver.service import GameService, Refused
 from gameserver.session import CloseCode, Session
 from gameserver.storage import AppStore
 
-__all__ = ["GameServer", "WS_PATH"]
+__all__ = ["GameServer", "WS_PATH", "Frames", "new_protocol"]
 
 # picows logs each connection and disconnection at INFO; our own lines say
 # that once already.
@@ -71,63 +72,36 @@ _KEEPALIVE = 1011
 _GOING_AWAY = 1001
 
 
-class _Link(WSListener):
-    """One socket and its session (None until it opens, and for a refused one).
+class Frames(WSListener):
+    """The WebSocket rules picows leaves to us, for one socket: messages out of
+    frames (reassembly, size cap, UTF-8, protocol errors), the close
+    handshake, keepalive. A subclass gets each whole message in `_deliver`.
+    (`_Link` is the game's; bench/autobahn_echo.py echoes, so that the
+    Autobahn cases test exactly these rules.)
 
     States: open → closing (our close frame is out, or we echoed the peer's)
-    → disconnected. Output is written only while open and not paused."""
+    → disconnected."""
 
-    def __init__(self, server: GameServer, accepted: Accepted, peer: str | None) -> None:
-        self._server = server
-        self._service = server.service
-        self._stats = server.service.stats
-        self._accepted = accepted
-        self.peer = peer
-        config = server.service.config
+    def __init__(self, config: Config) -> None:
+        self._config = config
         self._max_message = config.max_message_bytes
         self._close_timeout = config.close_timeout
-        self.session: Session | None = None
         self.transport: WSTransport | None = None
-        self._msg_type = WSMsgType.BINARY
-        self._paused = False
         self._closing = False
-        self._stuck: asyncio.TimerHandle | None = None
         self._ping: asyncio.TimerHandle | None = None
         self._awaiting_pong = False
         self._parts: list[bytes] | None = None  # a fragmented message so far
         self._parts_type = WSMsgType.BINARY
         self._parts_size = 0
 
-    # picows callbacks ---------------------------------------------------------
+    def _deliver(self, data: bytes | str) -> None:
+        raise NotImplementedError
 
-    def on_ws_connected(self, transport: WSTransport) -> None:
-        self.transport = transport
-        server, config = self._server, self._service.config
-        raw = transport.underlying_transport
-        raw.set_write_buffer_limits(high=config.write_limit_bytes)  # low: a quarter of it
-        sock = raw.get_extra_info("socket")
-        if config.send_buffer_bytes is not None and sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, config.send_buffer_bytes)
-        server.live.add(self)
-        if server.stopping:
-            self._close(_GOING_AWAY, "server shutting down")
-            return
-        app, query = self._accepted.app, self._accepted.query
-        try:
-            session = self._service.open_session(
-                app.app_id, query.get("client_id"), query.get("encoding"), query.get("resume_token")
-            )
-        except Refused as refused:
-            self._close(refused.code, refused.reason)
-            return
-        self.session = session
-        if not session.codec.binary:
-            self._msg_type = WSMsgType.TEXT
-        server.links[session] = self
-        self._ping = asyncio.get_running_loop().call_later(config.ping_interval, self._keepalive)
-        self._stats.connections_opened += 1
-        server.flush()  # `connected`, and the close of a session this one replaced
-        log_open(app.app_id, session.client_id, self.peer)
+    def _start_keepalive(self) -> None:
+        interval = self._config.ping_interval
+        self._ping = asyncio.get_running_loop().call_later(interval, self._keepalive)
+
+    # picows callbacks ---------------------------------------------------------
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
@@ -157,6 +131,130 @@ class _Link(WSListener):
         elif msg_type == _PONG:
             self._awaiting_pong = False
         # PING: picows answers it (auto-pong).
+
+    def _continue(self, frame: WSFrame) -> None:
+        parts = self._parts
+        if parts is None:
+            self._fail(_PROTOCOL_ERROR, "unexpected continuation frame")
+            return
+        self._parts_size += frame.payload_size
+        if self._parts_size > self._max_message:
+            self._parts = None
+            self._fail(_TOO_BIG, f"message over {self._max_message} bytes")
+            return
+        parts.append(frame.get_payload_as_bytes())
+        if not frame.fin:
+            return
+        self._parts = None
+        data = b"".join(parts)
+        if self._parts_type == _BINARY:
+            self._deliver(data)
+            return
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            self._fail(_INVALID_TEXT, "invalid UTF-8")
+            return
+        self._deliver(text)
+
+    # Closing ------------------------------------------------------------------
+
+    def _on_close(self, transport: WSTransport, frame: WSFrame) -> None:
+        if not self._closing and not transport.is_close_frame_sent:
+            self._closing = True
+            payload = frame.get_payload_as_bytes()
+            broken = _close_payload_error(payload)
+            if broken is None:
+                # The peer closes: echo its close frame as it came (RFC 6455 5.5.1).
+                transport.send(WSMsgType.CLOSE, payload)
+            else:
+                transport.send_close(broken[0], broken[1].encode())  # type: ignore[arg-type]
+        # Either way the close handshake is complete: the server ends the TCP
+        # connection (after what is buffered; cut if that does not drain).
+        transport.disconnect()
+        self._abort_later()
+
+    def _close(self, code: int, reason: str) -> None:
+        """Start the close handshake; the peer has `close_timeout` to answer."""
+        transport = self.transport
+        if self._closing or transport is None:
+            return
+        self._closing = True
+        if self._ping is not None:
+            self._ping.cancel()
+        transport.send_close(code, reason.encode())  # type: ignore[arg-type]
+        self._abort_later()
+
+    def _fail(self, code: int, reason: str) -> None:
+        """A broken rule: close frame, then end the TCP connection at once."""
+        self._close(code, reason)
+        if self.transport is not None:
+            self.transport.disconnect()
+
+    def _keepalive(self) -> None:
+        transport = self.transport
+        if transport is None or self._closing:
+            return
+        if self._awaiting_pong:
+            self._fail(_KEEPALIVE, "keepalive ping timeout")
+            return
+        self._awaiting_pong = True
+        transport.send_ping()
+        self._start_keepalive()
+
+    def _abort_later(self) -> None:
+        asyncio.get_running_loop().call_later(self._close_timeout, self.abort)
+
+    def abort(self) -> None:
+        """Cut the TCP connection (no-op once it is gone)."""
+        if self.transport is not None and not self.transport.is_disconnected:
+            self.transport.disconnect(graceful=False)
+
+
+class _Link(Frames):
+    """One game socket and its session (None until it opens, and for a
+    refused one). Output is written only while open and not paused."""
+
+    def __init__(self, server: GameServer, accepted: Accepted, peer: str | None) -> None:
+        super().__init__(server.service.config)
+        self._server = server
+        self._service = server.service
+        self._stats = server.service.stats
+        self._accepted = accepted
+        self.peer = peer
+        self.session: Session | None = None
+        self._msg_type = WSMsgType.BINARY
+        self._paused = False
+        self._stuck: asyncio.TimerHandle | None = None
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        server, config = self._server, self._service.config
+        raw = transport.underlying_transport
+        raw.set_write_buffer_limits(high=config.write_limit_bytes)  # low: a quarter of it
+        sock = raw.get_extra_info("socket")
+        if config.send_buffer_bytes is not None and sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, config.send_buffer_bytes)
+        server.live.add(self)
+        if server.stopping:
+            self._close(_GOING_AWAY, "server shutting down")
+            return
+        app, query = self._accepted.app, self._accepted.query
+        try:
+            session = self._service.open_session(
+                app.app_id, query.get("client_id"), query.get("encoding"), query.get("resume_token")
+            )
+        except Refused as refused:
+            self._close(refused.code, refused.reason)
+            return
+        self.session = session
+        if not session.codec.binary:
+            self._msg_type = WSMsgType.TEXT
+        server.links[session] = self
+        self._start_keepalive()
+        self._stats.connections_opened += 1
+        server.flush()  # `connected`, and the close of a session this one replaced
+        log_open(app.app_id, session.client_id, self.peer)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         for timer in (self._stuck, self._ping):
@@ -241,80 +339,6 @@ class _Link(WSListener):
         self._service.receive(session, data)
         self._server.flush()
         self._server.ticks.arm()
-
-    def _continue(self, frame: WSFrame) -> None:
-        parts = self._parts
-        if parts is None:
-            self._fail(_PROTOCOL_ERROR, "unexpected continuation frame")
-            return
-        self._parts_size += frame.payload_size
-        if self._parts_size > self._max_message:
-            self._parts = None
-            self._fail(_TOO_BIG, f"message over {self._max_message} bytes")
-            return
-        parts.append(frame.get_payload_as_bytes())
-        if not frame.fin:
-            return
-        self._parts = None
-        data = b"".join(parts)
-        if self._parts_type == _BINARY:
-            self._deliver(data)
-            return
-        try:
-            text = data.decode()
-        except UnicodeDecodeError:
-            self._fail(_INVALID_TEXT, "invalid UTF-8")
-            return
-        self._deliver(text)
-
-    # Closing ------------------------------------------------------------------
-
-    def _on_close(self, transport: WSTransport, frame: WSFrame) -> None:
-        if not self._closing and not transport.is_close_frame_sent:
-            # The peer closes: echo its close frame as it came (RFC 6455 5.5.1).
-            self._closing = True
-            transport.send(WSMsgType.CLOSE, frame.get_payload_as_bytes())
-        # Either way the close handshake is complete: the server ends the TCP
-        # connection (after what is buffered; cut if that does not drain).
-        transport.disconnect()
-        self._abort_later()
-
-    def _close(self, code: int, reason: str) -> None:
-        """Start the close handshake; the peer has `close_timeout` to answer."""
-        transport = self.transport
-        if self._closing or transport is None:
-            return
-        self._closing = True
-        if self._ping is not None:
-            self._ping.cancel()
-        transport.send_close(code, reason.encode())  # type: ignore[arg-type]
-        self._abort_later()
-
-    def _fail(self, code: int, reason: str) -> None:
-        """A broken rule: close frame, then end the TCP connection at once."""
-        self._close(code, reason)
-        if self.transport is not None:
-            self.transport.disconnect()
-
-    def _keepalive(self) -> None:
-        transport = self.transport
-        if transport is None or self._closing:
-            return
-        if self._awaiting_pong:
-            self._fail(_KEEPALIVE, "keepalive ping timeout")
-            return
-        self._awaiting_pong = True
-        transport.send_ping()
-        interval = self._service.config.ping_interval
-        self._ping = asyncio.get_running_loop().call_later(interval, self._keepalive)
-
-    def _abort_later(self) -> None:
-        asyncio.get_running_loop().call_later(self._close_timeout, self.abort)
-
-    def abort(self) -> None:
-        """Cut the TCP connection (no-op once it is gone)."""
-        if self.transport is not None and not self.transport.is_disconnected:
-            self.transport.disconnect(graceful=False)
 
 
 class GameServer:
@@ -402,25 +426,33 @@ class GameServer:
                 return _Link(self, verdict, peer)
             return _refuse(verdict)
 
-        protocol = _CountedProtocol(
-            self.peers,
-            None,  # host and port: a client's
-            None,  # path: a client's
-            False,  # server side
-            listener_for,
-            _picows_log,
-            True,  # an exception in our callbacks closes the connection (1011)
-            config.handshake_timeout,
-            False,  # picows' keepalive closes with 1001; _Link pings itself (1011)
-            config.ping_interval,
-            config.ping_interval,
-            WSAutoPingStrategy.PING_PERIODICALLY,
-            True,  # answer pings
-            self._max_message_bytes,  # one frame over it: 1009
-            None,  # extra response headers
-            config.read_buffer_bytes,
-        )
+        protocol = new_protocol(listener_for, config, self._max_message_bytes, self.peers)
         return protocol
+
+
+def new_protocol(
+    listener_for: Any, config: Config, max_message_bytes: int, peers: PeerCount
+) -> WSProtocol:
+    """picows' server-side protocol for one socket, on our settings;
+    `listener_for(request)` answers the upgrade request."""
+    return _CountedProtocol(
+        peers,
+        None,  # host and port: a client's
+        None,  # path: a client's
+        False,  # server side
+        listener_for,
+        _picows_log,
+        True,  # an exception in our callbacks closes the connection (1011)
+        config.handshake_timeout,
+        False,  # picows' keepalive closes with 1001; Frames pings itself (1011)
+        config.ping_interval,
+        config.ping_interval,
+        WSAutoPingStrategy.PING_PERIODICALLY,
+        True,  # answer pings
+        max_message_bytes,  # one frame over it: 1009
+        None,  # extra response headers
+        config.read_buffer_bytes,
+    )
 
 
 class _CountedProtocol(WSProtocol):
@@ -442,6 +474,23 @@ class _CountedProtocol(WSProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._peers.release(self._peer_ip)
         super().connection_lost(exc)
+
+
+def _close_payload_error(payload: bytes) -> tuple[int, str] | None:
+    """What is wrong with a peer's close frame (RFC 6455 5.5.1, 7.4), as the
+    close code and reason to answer with; None when it may be echoed."""
+    if not payload:
+        return None  # no status code: fine
+    if len(payload) == 1:
+        return _PROTOCOL_ERROR, "close frame with a 1-byte payload"
+    code = int.from_bytes(payload[:2], "big")
+    if not (1000 <= code <= 1014 and code not in (1004, 1005, 1006)) and not 3000 <= code <= 4999:
+        return _PROTOCOL_ERROR, f"invalid close code {code}"
+    try:
+        payload[2:].decode()
+    except UnicodeDecodeError:
+        return _INVALID_TEXT, "close reason is not UTF-8"
+    return None
 
 
 def _text(reason: object) -> str:
