@@ -281,6 +281,35 @@ def test_commit_agrees_between_implementations(both: Any, case: Any) -> None:
     assert results[0] == results[1]
 
 
+# Runs of changes under shared parents, at mixed depths, with sets that
+# replace a container by a scalar (so that later paths fail) and back.
+NESTED = {"a": {"b": {"c": 0, "d": 0}, "x": 0, "b.c": 0}, "l": [{"k": 0}, {"k": 0, "m": {"n": 0}}]}
+NESTED_PATHS = ["a.b.c", "a.b.d", "a.x", "a.b~1c", "a.b", "a", "l.0.k", "l.1.k", "l.1.m.n", "l.1.m"]
+NESTED_CHANGES = st.lists(
+    st.one_of(
+        st.builds(
+            lambda p, v: {"path": p, "operation": "set", "value": v},
+            st.sampled_from(NESTED_PATHS),
+            VALUES,
+        ),
+        st.builds(lambda p: {"path": p, "operation": "delete"}, st.sampled_from(NESTED_PATHS)),
+        st.sampled_from(NESTED_PATHS).map(lambda p: {"path": p, "operation": "set", "value": 1}),
+    ),
+    max_size=8,
+)
+
+
+@settings(FAST, max_examples=60)
+@given(changes=NESTED_CHANGES)
+def test_commit_of_runs_agrees_between_implementations(both: Any, changes: Any) -> None:
+    results = []
+    for impl in both:
+        state = copy.deepcopy(NESTED)
+        run = functools.partial(impl.commit, state, copy.deepcopy(changes))
+        results.append((outcome(run), repr(state)))
+    assert results[0] == results[1]
+
+
 # --- garbage ---------------------------------------------------------------
 
 PATHS = st.one_of(
