@@ -8,7 +8,7 @@ here explain only how this version is made fast.  Import neither directly:
 """
 
 cimport cython
-from cpython.dict cimport PyDict_GetItemWithError
+from cpython.dict cimport PyDict_Copy, PyDict_GetItemWithError, PyDict_SetItem
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_FromVoidPtr
@@ -53,7 +53,16 @@ cdef str _escape(object key):
     if type(key) is not str:
         raise TypeError(f"state keys must be str, not {type(key).__name__}")
     cdef Py_UCS4 char
+    cdef const unsigned char* byte
+    cdef Py_ssize_t at, length = PyUnicode_GET_LENGTH(key)
     # One scan over the key's own buffer; nearly every key needs no escape.
+    # Keys are nearly always one byte per character: a plain byte loop.
+    if PyUnicode_KIND(key) == 1:
+        byte = <const unsigned char*>PyUnicode_DATA(key)
+        for at in range(length):
+            if byte[at] == 126 or byte[at] == 46:  # "~" or "."
+                return (<str>key).replace("~", "~0").replace(".", "~1")
+        return <str>key
     for char in <str>key:
         if char == u"~" or char == u".":
             return (<str>key).replace("~", "~0").replace(".", "~1")
@@ -169,8 +178,17 @@ cdef str _seg_path(_Seg* at, str escaped):
     return f"{_seg_full(at)}.{escaped}"
 
 
+# A set change is a copy of this, path and value filled in: copying a
+# small dict clones its key table in one block, cheaper than building the
+# table key by key.  Same keys, same order, so the same dict.
+cdef dict _SET_TEMPLATE = {"path": "", "operation": "set", "value": None}
+
+
 cdef inline dict _set_change(str path, object value):
-    return {"path": path, "operation": "set", "value": value}
+    cdef dict change = PyDict_Copy(_SET_TEMPLATE)
+    PyDict_SetItem(change, _PATH, path)
+    PyDict_SetItem(change, _VALUE, value)
+    return change
 
 
 # --- diff ------------------------------------------------------------------
@@ -203,23 +221,50 @@ cdef int _diff_dict(dict old, dict new, _Seg* at, list out) except -1:
     cdef object key, new_value, old_value
     cdef PyObject *k
     cdef PyObject *v
+    cdef PyObject *old_k
+    cdef PyObject *old_v
     cdef PyObject *found
-    cdef Py_ssize_t pos = 0, size = PyDict_GET_SIZE(new), matched = 0
+    cdef Py_ssize_t pos = 0, old_pos = 0, size = PyDict_GET_SIZE(new), matched = 0
+    cdef bint aligned = True
+    cdef int changed
     # PyDict_Next by hand: Cython's own dict loop calls PyDict_Size on every
     # step.  Strong references to key and value, and the size check Python
     # makes, keep it safe should a non-JSON value's __ne__ edit the dict.
-    while PyDict_Next(new, &pos, &k, &v):
+    cdef Py_ssize_t step
+    for step in range(size):  # `size` calls see every entry, and no more
+        if not PyDict_Next(new, &pos, &k, &v):  # only if __ne__ code edited it
+            raise RuntimeError("dictionary changed size during iteration")
         key = <object>k
         new_value = <object>v
-        # Borrowed and NULL when missing, without raising KeyError.
-        found = PyDict_GetItemWithError(old, key)
+        # Two versions of one map nearly always hold the same keys in the
+        # same order: walk `old` alongside, and while its key at the same
+        # step is this one (the same object, or an equal str: keys are
+        # unique), its value is the look-up's answer, without the look-up.
+        # From the first step that differs on, look each key up.
+        found = NULL
+        if aligned:
+            if PyDict_Next(old, &old_pos, &old_k, &old_v) and (
+                old_k == k or (
+                    type(key) is str and type(<object>old_k) is str and <str>old_k == <str>key
+                )
+            ):
+                found = old_v
+            else:
+                aligned = False
+        if not aligned:
+            # Borrowed and NULL when missing, without raising KeyError.
+            found = PyDict_GetItemWithError(old, key)
         if found is NULL:
             out.append(_set_change(_seg_path(at, _escape(key)), new_value))
         else:
             matched += 1
             old_value = <object>found  # now a strong reference
-            if old_value is not new_value and _diff_value(old_value, new_value, at, key, -1, out, None):
-                out.append(_set_change(_seg_path(at, _escape(key)), new_value))
+            if old_value is not new_value:
+                changed = _scalar_changed(old_value, new_value)
+                if changed == 2:
+                    changed = _diff_value(old_value, new_value, at, key, -1, out, None)
+                if changed:
+                    out.append(_set_change(_seg_path(at, _escape(key)), new_value))
         if PyDict_GET_SIZE(new) != size:
             raise RuntimeError("dictionary changed size during iteration")
     # Every key of `old` was matched by one of `new`: none to delete.  The
@@ -238,11 +283,16 @@ cdef int _diff_dict(dict old, dict new, _Seg* at, list out) except -1:
 cdef int _diff_list(list old, list new, _Seg* at, list out) except -1:
     cdef Py_ssize_t index
     cdef object old_value, new_value
+    cdef int changed
     for index in range(PyList_GET_SIZE(new)):
         new_value = new[index]
         old_value = old[index]
-        if old_value is not new_value and _diff_value(old_value, new_value, at, None, index, out, None):
-            out.append(_set_change(_seg_path(at, f"{index}"), new_value))
+        if old_value is not new_value:
+            changed = _scalar_changed(old_value, new_value)
+            if changed == 2:
+                changed = _diff_value(old_value, new_value, at, None, index, out, None)
+            if changed:
+                out.append(_set_change(_seg_path(at, f"{index}"), new_value))
     return 0
 
 
@@ -325,7 +375,8 @@ cdef str _read_change(object change, PyObject** value):
     # calls of PyDict_Next see every entry: no extra call to find the end.
     if scanned:
         for entry in range(size):
-            PyDict_Next(change, &pos, &k, &v)
+            if not PyDict_Next(change, &pos, &k, &v):
+                break  # cannot happen: nothing runs between the calls
             if k == <PyObject*>_PATH:
                 found = v
             elif k == <PyObject*>_OPERATION:
