@@ -559,6 +559,8 @@ cdef void _undo_free(_UndoLog* log) noexcept:
     _undo_init(log)
 
 
+# Bounds checks on: a non-JSON value's __ne__ could have shrunk a list.
+@cython.boundscheck(True)
 cdef void _rollback(_UndoLog* log):
     # Newest first: a later change may have edited inside a value that an
     # earlier one inserted.  Only plain stores and deletes of what was
