@@ -646,7 +646,7 @@ def commit(state, changes):
     cdef str path, last
     cdef list segments
     cdef Py_ssize_t index, sent, done = 0
-    cdef bint buried
+    cdef bint buried, escaped, hit
     cdef int keep
     _undo_init(&log)
     # One loop, inlined: this runs for every change of every room's tick.
@@ -666,23 +666,32 @@ def commit(state, changes):
                 fresh = _note_fresh(out, sent, fresh)
                 done += 1
                 continue
-            segments = _split(path)
-            last = <str>segments[PyList_GET_SIZE(segments) - 1]
-            if PyList_GET_SIZE(segments) == 1:
-                parent, buried = state, False
+            # Changes come in runs under one parent ("players.p1.x", then
+            # "players.p1.y"): when this one's parent path is the one
+            # before's, so is its container, and the walk is skipped.  The
+            # change just before could only write inside that container,
+            # never on the way to it (the state is a tree); every other
+            # kind of change clears the memo.  Then, and for a path of one
+            # segment, the segments come from the path itself without the
+            # split cache's look-up, unless an escape needs decoding.
+            prefix = _last_dot(path, &escaped)
+            if fresh:  # `buried` needs the walk: rare
+                memo = None
+            if escaped:
+                hit = False
+            elif prefix < 0:
+                parent, buried, last = state, False, path
                 memo = None  # this change may replace any container
             else:
-                # Changes come in runs under one parent ("players.p1.x", then
-                # "players.p1.y"): when this one's parent path is the one
-                # before's, so is its container, and the walk is skipped.
-                # The change just before could only write inside that
-                # container, never on the way to it (the state is a tree);
-                # every other kind of change clears the memo.
-                if fresh:  # `buried` needs the walk: rare
+                hit = memo is not None and prefix == memo_prefix and _same_start(path, memo_path, prefix)
+                if hit:
+                    parent, buried, last = memo, False, path[prefix + 1:]
+            if escaped or (prefix >= 0 and not hit):
+                segments = _split(path)
+                last = <str>segments[PyList_GET_SIZE(segments) - 1]
+                if PyList_GET_SIZE(segments) == 1:
+                    parent, buried = state, False
                     memo = None
-                prefix = _last_dot(path)
-                if memo is not None and prefix == memo_prefix and _same_start(path, memo_path, prefix):
-                    parent, buried = memo, False
                 else:
                     parent = _walk(<dict>state, path, segments, fresh, &buried)
                     memo, memo_path, memo_prefix = parent, path, prefix
@@ -746,13 +755,20 @@ def commit(state, changes):
     return out
 
 
-cdef inline Py_ssize_t _last_dot(str path) noexcept:
+cdef inline Py_ssize_t _last_dot(str path, bint* escaped) noexcept:
     # Where the parent path ends: the last ".", which is always a separator
-    # (a "." in a key is escaped); -1 if none.
+    # (a "." in a key is escaped); -1 if none.  *escaped: a "~" after it.
     cdef int kind = PyUnicode_KIND(path)
     cdef void* data = PyUnicode_DATA(path)
     cdef Py_ssize_t at = PyUnicode_GET_LENGTH(path) - 1
-    while at >= 0 and PyUnicode_READ(kind, data, at) != 46:  # "."
+    cdef Py_UCS4 char
+    escaped[0] = False
+    while at >= 0:
+        char = PyUnicode_READ(kind, data, at)
+        if char == 46:  # "."
+            break
+        if char == 126:  # "~"
+            escaped[0] = True
         at -= 1
     return at
 

@@ -309,8 +309,15 @@ def test_commit_agrees_between_implementations(both: Any, case: Any) -> None:
 
 # Runs of changes under shared parents, at mixed depths, with sets that
 # replace a container by a scalar (so that later paths fail) and back.
-NESTED = {"a": {"b": {"c": 0, "d": 0}, "x": 0, "b.c": 0}, "l": [{"k": 0}, {"k": 0, "m": {"n": 0}}]}
-NESTED_PATHS = ["a.b.c", "a.b.d", "a.x", "a.b~1c", "a.b", "a", "l.0.k", "l.1.k", "l.1.m.n", "l.1.m"]
+NESTED = {
+    "a": {"b": {"c": 0, "d": 0}, "x": 0, "b.c": 0, "t~": {"k": 0}},
+    "l": [{"k": 0}, {"k": 0, "m": {"n": 0}}],
+    "~r": 0,
+}
+NESTED_PATHS = [
+    *("a.b.c", "a.b.d", "a.x", "a.b~1c", "a.b", "a", "l.0.k", "l.1.k", "l.1.m.n", "l.1.m"),
+    *("a.t~0.k", "a.t~0", "~0r", "a.t~.k", "~r", "a.b.~"),  # escapes, good and bad
+]
 NESTED_CHANGES = st.lists(
     st.one_of(
         st.builds(
