@@ -10,6 +10,9 @@ per tick, for the compiled and the pure implementation:
   delta message and encoding it once with the server's msgpack codec (the
   default encoding): the per-room-tick cost the performance goal names.
   `encode_us` is the encoding alone, the same for both kernels.
+- `publish_*_us`: the compiled commit and all that `Room.publish` does with
+  the result (the `DeltaMessage`, numbering its paths for the compact
+  codec, one encode), in the `msgpack` and the `compact` encoding.
 
 Prints one JSON line; times are microseconds per tick, best of several
 repeats, and a ratio is python / cython.  Run from the repository root
@@ -32,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's build
 
+from gameserver.engine.paths import DeltaMessage, PathTable  # noqa: E402
 from gameserver.protocol.codec import CODECS  # noqa: E402
 
 PLAYERS = 8
@@ -134,6 +138,36 @@ def time_tick(core: ModuleType | None, start: dict[str, Any], ticks: list[list[A
     return best / len(ticks) * 1e6
 
 
+def time_publish(
+    core: ModuleType, start: dict[str, Any], ticks: list[list[Any]], codec: str
+) -> float:
+    """commit, then the delta message as Room.publish builds and encodes it."""
+    encode = CODECS[codec].encode
+    commit = core.commit
+    state: dict[str, Any] = {}
+    paths = PathTable(4096)
+
+    def reset() -> None:
+        nonlocal paths
+        state.clear()
+        state.update(copy.deepcopy(start))
+        paths = PathTable(4096)
+
+    def run() -> None:
+        for version, changes in enumerate(ticks):
+            effective = commit(state, changes)
+            message = DeltaMessage(delta_message(version, version + 1, effective))
+            message.ids = paths.ids
+            message.first_new = paths.intern(effective)
+            encode(message)
+
+    best = float("inf")
+    for _ in range(REPEATS):
+        reset()
+        best = min(best, timeit.timeit(run, number=1))
+    return best / len(ticks) * 1e6
+
+
 def check(core: ModuleType, snapshots: list[dict[str, Any]], ticks: list[list[Any]]) -> None:
     # The benchmark means nothing unless the kernel does the work it claims.
     state = copy.deepcopy(snapshots[0])
@@ -162,6 +196,9 @@ def main() -> None:
         result[f"{prefix}python_us"] = round(python_us, 3)
         result[f"{prefix}ratio"] = round(python_us / cython_us, 2) if cython_us else None
     result["encode_us"] = round(time_tick(None, snapshots[0], ticks), 3)
+    for codec in ("msgpack", "compact"):
+        publish_us = time_publish(compiled, snapshots[0], ticks, codec) if compiled else None
+        result[f"publish_{codec}_us"] = round(publish_us, 3) if publish_us else None
     for core in (pure, compiled):
         if core is not None:
             check(core, snapshots, ticks)
