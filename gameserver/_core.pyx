@@ -8,20 +8,26 @@ here explain only how this version is made fast.  Import neither directly:
 """
 
 cimport cython
-from cpython.dict cimport PyDict_GetItemWithError
+from cpython.dict cimport PyDict_Copy, PyDict_GetItemWithError, PyDict_SetItem
 from cpython.float cimport PyFloat_AS_DOUBLE
-from cpython.list cimport PyList_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_FromVoidPtr
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.number cimport PyNumber_Index
 from cpython.object cimport Py_NE, PyObject, PyObject_RichCompareBool
-from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.ref cimport Py_INCREF, Py_XDECREF, Py_XINCREF
 from libc.math cimport fabs, floor
+from libc.string cimport memcmp, memcpy
 
 from gameserver.errors import PathError
 
 cdef extern from "Python.h":
     Py_ssize_t PyDict_GET_SIZE(object)  # the macro: no type check, no call
     bint PyDict_Next(object, Py_ssize_t*, PyObject**, PyObject**)
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+    int PyUnicode_KIND(object)
+    void* PyUnicode_DATA(object)
+    Py_UCS4 PyUnicode_READ(int, void*, Py_ssize_t)
 
 __all__ = [
     "escape_key",
@@ -38,7 +44,6 @@ cdef enum:
     _MAX_INDEX_DIGITS = 18  # more digits: out of range for any list
     _MAX_RATE = 1000000
 cdef double _MAX_TICKS = 4503599627370496.0  # 2**52: tick indexes stay exact doubles
-cdef object _MISSING = object()  # "no such key", where None is a value
 
 
 # --- paths -----------------------------------------------------------------
@@ -48,7 +53,16 @@ cdef str _escape(object key):
     if type(key) is not str:
         raise TypeError(f"state keys must be str, not {type(key).__name__}")
     cdef Py_UCS4 char
+    cdef const unsigned char* byte
+    cdef Py_ssize_t at, length = PyUnicode_GET_LENGTH(key)
     # One scan over the key's own buffer; nearly every key needs no escape.
+    # Keys are nearly always one byte per character: a plain byte loop.
+    if PyUnicode_KIND(key) == 1:
+        byte = <const unsigned char*>PyUnicode_DATA(key)
+        for at in range(length):
+            if byte[at] == 126 or byte[at] == 46:  # "~" or "."
+                return (<str>key).replace("~", "~0").replace(".", "~1")
+        return <str>key
     for char in <str>key:
         if char == u"~" or char == u".":
             return (<str>key).replace("~", "~0").replace(".", "~1")
@@ -164,8 +178,17 @@ cdef str _seg_path(_Seg* at, str escaped):
     return f"{_seg_full(at)}.{escaped}"
 
 
+# A set change is a copy of this, path and value filled in: copying a
+# small dict clones its key table in one block, cheaper than building the
+# table key by key.  Same keys, same order, so the same dict.
+cdef dict _SET_TEMPLATE = {"path": "", "operation": "set", "value": None}
+
+
 cdef inline dict _set_change(str path, object value):
-    return {"path": path, "operation": "set", "value": value}
+    cdef dict change = PyDict_Copy(_SET_TEMPLATE)
+    PyDict_SetItem(change, _PATH, path)
+    PyDict_SetItem(change, _VALUE, value)
+    return change
 
 
 # --- diff ------------------------------------------------------------------
@@ -198,23 +221,50 @@ cdef int _diff_dict(dict old, dict new, _Seg* at, list out) except -1:
     cdef object key, new_value, old_value
     cdef PyObject *k
     cdef PyObject *v
+    cdef PyObject *old_k
+    cdef PyObject *old_v
     cdef PyObject *found
-    cdef Py_ssize_t pos = 0, size = PyDict_GET_SIZE(new), matched = 0
+    cdef Py_ssize_t pos = 0, old_pos = 0, size = PyDict_GET_SIZE(new), matched = 0
+    cdef bint aligned = True
+    cdef int changed
     # PyDict_Next by hand: Cython's own dict loop calls PyDict_Size on every
     # step.  Strong references to key and value, and the size check Python
     # makes, keep it safe should a non-JSON value's __ne__ edit the dict.
-    while PyDict_Next(new, &pos, &k, &v):
+    cdef Py_ssize_t step
+    for step in range(size):  # `size` calls see every entry, and no more
+        if not PyDict_Next(new, &pos, &k, &v):  # only if __ne__ code edited it
+            raise RuntimeError("dictionary changed size during iteration")
         key = <object>k
         new_value = <object>v
-        # Borrowed and NULL when missing, without raising KeyError.
-        found = PyDict_GetItemWithError(old, key)
+        # Two versions of one map nearly always hold the same keys in the
+        # same order: walk `old` alongside, and while its key at the same
+        # step is this one (the same object, or an equal str: keys are
+        # unique), its value is the look-up's answer, without the look-up.
+        # From the first step that differs on, look each key up.
+        found = NULL
+        if aligned:
+            if PyDict_Next(old, &old_pos, &old_k, &old_v) and (
+                old_k == k or (
+                    type(key) is str and type(<object>old_k) is str and <str>old_k == <str>key
+                )
+            ):
+                found = old_v
+            else:
+                aligned = False
+        if not aligned:
+            # Borrowed and NULL when missing, without raising KeyError.
+            found = PyDict_GetItemWithError(old, key)
         if found is NULL:
             out.append(_set_change(_seg_path(at, _escape(key)), new_value))
         else:
             matched += 1
             old_value = <object>found  # now a strong reference
-            if old_value is not new_value and _diff_value(old_value, new_value, at, key, -1, out, None):
-                out.append(_set_change(_seg_path(at, _escape(key)), new_value))
+            if old_value is not new_value:
+                changed = _scalar_changed(old_value, new_value)
+                if changed == 2:
+                    changed = _diff_value(old_value, new_value, at, key, -1, out, None)
+                if changed:
+                    out.append(_set_change(_seg_path(at, _escape(key)), new_value))
         if PyDict_GET_SIZE(new) != size:
             raise RuntimeError("dictionary changed size during iteration")
     # Every key of `old` was matched by one of `new`: none to delete.  The
@@ -233,11 +283,16 @@ cdef int _diff_dict(dict old, dict new, _Seg* at, list out) except -1:
 cdef int _diff_list(list old, list new, _Seg* at, list out) except -1:
     cdef Py_ssize_t index
     cdef object old_value, new_value
+    cdef int changed
     for index in range(PyList_GET_SIZE(new)):
         new_value = new[index]
         old_value = old[index]
-        if old_value is not new_value and _diff_value(old_value, new_value, at, None, index, out, None):
-            out.append(_set_change(_seg_path(at, f"{index}"), new_value))
+        if old_value is not new_value:
+            changed = _scalar_changed(old_value, new_value)
+            if changed == 2:
+                changed = _diff_value(old_value, new_value, at, None, index, out, None)
+            if changed:
+                out.append(_set_change(_seg_path(at, f"{index}"), new_value))
     return 0
 
 
@@ -293,21 +348,57 @@ cdef int _descend(object old, object new, _Seg* here, list out) except -1:
 # --- apply and commit ------------------------------------------------------
 
 
+# The keys of a change.  Cython interns these literals, and so does Python
+# for the dict literals that build changes (scripting/lua_room.py): the
+# keys of nearly every change are these very objects.
+cdef object _PATH = "path"
+cdef object _OPERATION = "operation"
+cdef object _VALUE = "value"
+
+
 cdef str _read_change(object change, PyObject** value):
     # Validate one change's shape and return its path; *value is the value of
     # a set (borrowed from the change), NULL for a delete.
     if type(change) is not dict:
         raise PathError(f"a change must be a map, not {type(change).__name__}")
-    cdef PyObject* found = PyDict_GetItemWithError(<dict>change, "path")
+    cdef PyObject* found = NULL
+    cdef PyObject* operation_ptr = NULL
+    cdef PyObject* k
+    cdef PyObject* v
+    cdef Py_ssize_t pos = 0, size = PyDict_GET_SIZE(change), entry
+    cdef bint scanned = size <= 3
+    value[0] = NULL
+    # Fast path: one pass over the (at most 3) entries, matching the keys by
+    # identity, instead of three hashed look-ups.  Any other key -- an equal
+    # str that is not the interned one, or an extra key -- falls back to the
+    # look-ups (in the twin's order), which find the same values.  `size`
+    # calls of PyDict_Next see every entry: no extra call to find the end.
+    if scanned:
+        for entry in range(size):
+            if not PyDict_Next(change, &pos, &k, &v):
+                break  # cannot happen: nothing runs between the calls
+            if k == <PyObject*>_PATH:
+                found = v
+            elif k == <PyObject*>_OPERATION:
+                operation_ptr = v
+            elif k == <PyObject*>_VALUE:
+                value[0] = v
+            else:
+                scanned = False
+                break
+    if not scanned:
+        found = PyDict_GetItemWithError(<dict>change, _PATH)
     if found is NULL or type(<object>found) is not str:
         raise PathError("a change needs a 'path' string")
     cdef str path = <str>found
-    found = PyDict_GetItemWithError(<dict>change, "operation")
-    if found is NULL or type(<object>found) is not str:
+    if not scanned:
+        operation_ptr = PyDict_GetItemWithError(<dict>change, _OPERATION)
+    if operation_ptr is NULL or type(<object>operation_ptr) is not str:
         raise PathError(f"path {path!r}: the operation must be a string")
-    cdef str operation = <str>found
+    cdef str operation = <str>operation_ptr
     if operation == "set":
-        value[0] = PyDict_GetItemWithError(<dict>change, "value")
+        if not scanned:
+            value[0] = PyDict_GetItemWithError(<dict>change, _VALUE)
         if value[0] is NULL:
             raise PathError(f"path {path!r}: a set needs a 'value'")
         return path
@@ -404,6 +495,110 @@ def apply(state, changes):
             raise _not_container(parent, last, path)
 
 
+# The undo log of one commit: a C array of entries, on the C stack for the
+# handful of changes a tick usually has and on the heap past that -- no
+# Python list, no appends, no resizing on the common path.  Each entry owns
+# its references: a value a change replaced or deleted must outlive the
+# commit, since a rollback puts it back.
+
+cdef struct _Undo:
+    PyObject* container  # the map or list written to
+    PyObject* key  # the map key; NULL for a list slot, or for the root
+    Py_ssize_t index  # the list slot; -1 with key NULL: the root
+    PyObject* previous  # the value before; NULL: the key was missing
+
+cdef enum:
+    _UNDO_LOCAL = 16
+
+cdef struct _UndoLog:
+    _Undo* entries  # `local` until it fills up
+    Py_ssize_t size
+    Py_ssize_t capacity
+    _Undo local[_UNDO_LOCAL]
+
+
+cdef inline void _undo_init(_UndoLog* log) noexcept:
+    log.entries = log.local
+    log.size = 0
+    log.capacity = _UNDO_LOCAL
+
+
+cdef int _undo_push(_UndoLog* log, object container, PyObject* key, Py_ssize_t index,
+                    PyObject* previous) except -1:
+    cdef _Undo* entries
+    if log.size == log.capacity:
+        entries = <_Undo*>PyMem_Malloc(2 * log.capacity * sizeof(_Undo))
+        if entries is NULL:
+            raise MemoryError()
+        memcpy(entries, log.entries, log.size * sizeof(_Undo))
+        if log.entries != log.local:
+            PyMem_Free(log.entries)
+        log.entries = entries
+        log.capacity *= 2
+    cdef _Undo* entry = &log.entries[log.size]
+    Py_INCREF(container)
+    entry.container = <PyObject*>container
+    Py_XINCREF(key)
+    entry.key = key
+    entry.index = index
+    Py_XINCREF(previous)
+    entry.previous = previous
+    log.size += 1
+    return 0
+
+
+cdef void _undo_free(_UndoLog* log) noexcept:
+    # Drops the log's references (which may free values the commit replaced).
+    cdef Py_ssize_t at
+    for at in range(log.size):
+        Py_XDECREF(log.entries[at].container)
+        Py_XDECREF(log.entries[at].key)
+        Py_XDECREF(log.entries[at].previous)
+    if log.entries != log.local:
+        PyMem_Free(log.entries)
+    _undo_init(log)
+
+
+# Bounds checks on: a non-JSON value's __ne__ could have shrunk a list.
+@cython.boundscheck(True)
+cdef void _rollback(_UndoLog* log):
+    # Newest first: a later change may have edited inside a value that an
+    # earlier one inserted.  Only plain stores and deletes of what was
+    # there: nothing here can fail on JSON-shaped state.
+    cdef Py_ssize_t at
+    cdef _Undo* entry
+    cdef object container
+    for at in range(log.size - 1, -1, -1):
+        entry = &log.entries[at]
+        container = <object>entry.container
+        if entry.key is not NULL:
+            if entry.previous is NULL:
+                del (<dict>container)[<object>entry.key]
+            else:
+                (<dict>container)[<object>entry.key] = <object>entry.previous
+        elif entry.index >= 0:
+            (<list>container)[entry.index] = <object>entry.previous
+        else:
+            (<dict>container).clear()
+            (<dict>container).update(<object>entry.previous)
+
+
+cdef inline int _scalar_changed(object old, object new) except -1:
+    # _diff_value for two different objects, when that needs no Python code:
+    # 1 changed, 0 equal; 2 when it takes _diff_value itself (maps, lists,
+    # bools, other types), which may append to the effective changes.
+    cdef type kind = type(new)
+    if type(old) is not kind:
+        return 1
+    if kind is float:
+        return PyFloat_AS_DOUBLE(old) != PyFloat_AS_DOUBLE(new)
+    if kind is str:
+        return not (<str>old == <str>new)
+    if kind is int:
+        return PyObject_RichCompareBool(old, new, Py_NE)
+    return 2
+
+
 # Bounds checks on: a non-JSON value's __ne__ (run by _diff_value) could
 # resize a list between the index check and the store.
 @cython.boundscheck(True)
@@ -433,77 +628,169 @@ def commit(state, changes):
         raise TypeError("commit() needs a dict state")
     if type(changes) is not list:
         raise PathError(f"changes must be a list, not {type(changes).__name__}")
-    cdef list out = []
-    # Flat triples (container, key or index, previous value or _MISSING),
-    # three appends and no tuple per change; a None key stands for the
-    # root, its previous value a shallow copy.
-    cdef list undo = []
+    # The effective changes.  None while every change so far is effective
+    # as given (the usual tick: each set moves something): then they are
+    # changes[:done], copied in one slice at the end instead of appended
+    # one by one.  Made as soon as a change is dropped or diffed.
+    cdef list out = None
+    cdef _UndoLog log
     # The ids of the maps and lists that `out` sets whole; made on first need.
     cdef set fresh = None
+    # The parent container of the last change that walked, and its path.
+    cdef object memo = None
+    cdef str memo_path = None
+    cdef Py_ssize_t prefix, memo_prefix = -1
     cdef object change, value, parent, old
     cdef PyObject* value_ptr
     cdef PyObject* found
     cdef str path, last
     cdef list segments
-    cdef Py_ssize_t index, sent
-    cdef bint buried, keep
+    cdef Py_ssize_t index, sent, done = 0
+    cdef bint buried, escaped, hit
+    cdef int keep
+    _undo_init(&log)
     # One loop, inlined: this runs for every change of every room's tick.
+    # Indexed, not iterated, so that `done` counts the changes behind us;
+    # the size is read each time, as a list iterator does.
     try:
-        for change in <list>changes:
+        while done < PyList_GET_SIZE(changes):
+            change = (<list>changes)[done]
             path = _read_change(change, &value_ptr)
             value = <object>value_ptr if value_ptr is not NULL else None
-            sent = PyList_GET_SIZE(out)
             if not path:
-                _commit_root(<dict>state, value_ptr is not NULL, value, out, undo)
+                memo = None
+                if out is None:
+                    out = (<list>changes)[:done]
+                sent = PyList_GET_SIZE(out)
+                _commit_root(<dict>state, value_ptr is not NULL, value, out, &log)
                 fresh = _note_fresh(out, sent, fresh)
+                done += 1
                 continue
-            segments = _split(path)
-            parent = _walk(<dict>state, path, segments, fresh, &buried)
-            last = <str>segments[PyList_GET_SIZE(segments) - 1]
-            # `buried`: the change lands inside a value sent whole earlier in
-            # this commit, which carries it already.  Apply it, send nothing.
+            # Changes come in runs under one parent ("players.p1.x", then
+            # "players.p1.y"): when this one's parent path is the one
+            # before's, so is its container, and the walk is skipped.  The
+            # change just before could only write inside that container,
+            # never on the way to it (the state is a tree); every other
+            # kind of change clears the memo.  Then, and for a path of one
+            # segment, the segments come from the path itself without the
+            # split cache's look-up, unless an escape needs decoding.
+            prefix = _last_dot(path, &escaped)
+            if fresh:  # `buried` needs the walk: rare
+                memo = None
+            if escaped:
+                hit = False
+            elif prefix < 0:
+                parent, buried, last = state, False, path
+                memo = None  # this change may replace any container
+            else:
+                hit = memo is not None and prefix == memo_prefix and _same_start(path, memo_path, prefix)
+                if hit:
+                    parent, buried, last = memo, False, path[prefix + 1:]
+            if escaped or (prefix >= 0 and not hit):
+                segments = _split(path)
+                last = <str>segments[PyList_GET_SIZE(segments) - 1]
+                if PyList_GET_SIZE(segments) == 1:
+                    parent, buried = state, False
+                    memo = None
+                else:
+                    parent = _walk(<dict>state, path, segments, fresh, &buried)
+                    memo, memo_path, memo_prefix = parent, path, prefix
+            # Where the value goes: a map key (index -1) or a list slot.
             if type(parent) is dict:
+                index = -1
                 found = PyDict_GetItemWithError(<dict>parent, last)
-                old = _MISSING if found is NULL else <object>found
-                if value_ptr is NULL:
-                    if found is not NULL:  # deleting a missing key changes nothing
-                        undo.append(parent)
-                        undo.append(last)
-                        undo.append(old)
-                        del (<dict>parent)[last]
-                        if not buried:
-                            out.append(change)
-                    continue
-                keep = not buried and (
-                    found is NULL
-                    or (old is not value and _diff_value(old, value, NULL, None, -1, out, path))
-                )
-                undo.append(parent)
-                undo.append(last)
-                undo.append(old)
-                (<dict>parent)[last] = value
             elif type(parent) is list:
                 if value_ptr is NULL:
                     raise PathError(f"path {path!r}: cannot delete a list item (set the whole list)")
                 index = _list_index(<list>parent, last, path)
-                old = (<list>parent)[index]
-                keep = not buried and old is not value and _diff_value(old, value, NULL, None, -1, out, path)
-                undo.append(parent)
-                undo.append(index)
-                undo.append(old)
-                (<list>parent)[index] = value
+                found = PyList_GET_ITEM(parent, index)
             else:
                 raise _not_container(parent, last, path)
-            if PyList_GET_SIZE(out) != sent:  # a map or list diffed: rare
-                fresh = _note_fresh(out, sent, fresh)
+            # `buried`: the change lands inside a value sent whole earlier in
+            # this commit, which carries it already.  Apply it, send nothing.
+            if value_ptr is NULL:  # a delete; of a missing key, it changes nothing
+                keep = found is not NULL and not buried
+                if found is not NULL:
+                    _undo_push(&log, parent, <PyObject*>last, -1, found)
+                    del (<dict>parent)[last]
+            else:
+                # A strong reference: the comparison may run Python code.
+                old = <object>found if found is not NULL else None
+                if buried:
+                    keep = 0
+                elif found is NULL:
+                    keep = 1
+                elif old is value:
+                    keep = 0
+                else:
+                    keep = _scalar_changed(old, value)
+                    if keep == 2:  # maps, lists, bools, other types: rare
+                        memo = None  # Python code may run: trust no walk
+                        if out is None:
+                            out = (<list>changes)[:done]
+                        if fresh is None:
+                            fresh = set()
+                        keep = _diff_set(old, value, path, out, fresh)
+                if index < 0:
+                    _undo_push(&log, parent, <PyObject*>last, -1, <PyObject*>old if found is not NULL else NULL)
+                    (<dict>parent)[last] = value
+                else:
+                    _undo_push(&log, parent, NULL, index, <PyObject*>old)
+                    (<list>parent)[index] = value
             if keep:
-                out.append(change)
+                if out is not None:
+                    out.append(change)
                 if type(value) is dict or type(value) is list:
                     fresh = _add_fresh(fresh, value)
+            elif out is None:
+                out = (<list>changes)[:done]
+            done += 1
     except BaseException:
-        _rollback(undo)
+        _rollback(&log)
         raise
+    finally:
+        _undo_free(&log)
+    if out is None:
+        return (<list>changes)[:done]
     return out
+
+
+cdef inline Py_ssize_t _last_dot(str path, bint* escaped) noexcept:
+    # Where the parent path ends: the last ".", which is always a separator
+    # (a "." in a key is escaped); -1 if none.  *escaped: a "~" after it.
+    cdef int kind = PyUnicode_KIND(path)
+    cdef void* data = PyUnicode_DATA(path)
+    cdef Py_ssize_t at = PyUnicode_GET_LENGTH(path) - 1
+    cdef Py_UCS4 char
+    escaped[0] = False
+    while at >= 0:
+        char = PyUnicode_READ(kind, data, at)
+        if char == 46:  # "."
+            break
+        if char == 126:  # "~"
+            escaped[0] = True
+        at -= 1
+    return at
+
+
+cdef inline bint _same_start(str path, str other, Py_ssize_t length) noexcept:
+    # Whether the first `length` characters of both are the same (both are
+    # longer).  Equal strs share a kind, so comparing the buffers is exact.
+    cdef int kind = PyUnicode_KIND(path)
+    return PyUnicode_KIND(other) == kind and memcmp(
+        PyUnicode_DATA(path), PyUnicode_DATA(other), length * kind
+    ) == 0
+
+
+cdef int _diff_set(object old, object new, str path, list out, set fresh) except -1:
+    # _diff_value for a set over a value that is not a plain scalar: 1 when
+    # the set goes out as given, 0 when equal or diffed into `out`, whose
+    # maps and lists sent whole then go into `fresh`.
+    cdef Py_ssize_t sent = PyList_GET_SIZE(out)
+    cdef int changed = _diff_value(old, new, NULL, None, -1, out, path)
+    if PyList_GET_SIZE(out) != sent:
+        _note_fresh(out, sent, fresh)
+    return changed
 
 
 cdef set _add_fresh(set fresh, object value):
@@ -528,36 +815,16 @@ cdef set _note_fresh(list out, Py_ssize_t sent, set fresh):
     return fresh
 
 
-cdef int _commit_root(dict state, bint is_set, object value, list out, list undo) except -1:
+cdef int _commit_root(dict state, bint is_set, object value, list out, _UndoLog* log) except -1:
     if not is_set or type(value) is not dict:
         raise PathError("path '': the whole state can only be set, to a map")
     if value is not state:
         _diff_dict(state, <dict>value, NULL, out)  # raises before mutating, if it raises
-        undo.append(state)
-        undo.append(None)
-        undo.append(state.copy())
+        previous = state.copy()
+        _undo_push(log, state, NULL, -1, <PyObject*>previous)
         state.clear()
         state.update(<dict>value)
     return 0
-
-
-cdef void _rollback(list undo):
-    # Newest first: a later change may have edited inside a value that an
-    # earlier one inserted.  Only plain stores and deletes of what was
-    # there: nothing here can fail on JSON-shaped state.
-    cdef Py_ssize_t at
-    cdef object container, key, previous
-    for at in range(PyList_GET_SIZE(undo) - 3, -1, -3):
-        container = undo[at]
-        key = undo[at + 1]
-        previous = undo[at + 2]
-        if key is None:
-            (<dict>container).clear()
-            (<dict>container).update(previous)
-        elif previous is _MISSING:
-            del container[key]
-        else:
-            container[key] = previous
 
 
 # --- tick deadlines --------------------------------------------------------

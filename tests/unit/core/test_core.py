@@ -447,6 +447,51 @@ def test_commit_undo_restores_the_objects_themselves(core: ModuleType) -> None:
     assert state["m"] is inner and state["l"][0] is inner
 
 
+def test_commit_runs_of_changes_under_one_parent(core: ModuleType) -> None:
+    # The compiled kernel skips the walk when a change's parent path is the
+    # previous change's; paths that merely start alike must not fool it.
+    state: dict[str, Any] = {"a": {"b": {"c": 1}, "x": 1, "b.c": 1}, "l": [{"k": 1}, {"k": 2}]}
+    changes = [
+        set_("a.b.c", 2),
+        set_("a.x", 2),  # "a" is a prefix of "a.b" too
+        set_("a.b.c", 3),
+        set_("a.b~1c", 2),  # the key "b.c" under "a", not the path a.b.c
+        set_("a.b.c", 4),
+        set_("l.0.k", 5),
+        set_("l.1.k", 6),
+        set_("l.0.k", 7),
+        set_("a.b", {"c": 4, "d": 1}),  # diffed: only d is sent
+        set_("a.b.d", 2),
+        delete("a.b.c"),
+        set_("a.b.c", 9),
+    ]
+    effective = core.commit(state, copy.deepcopy(changes))
+    assert state == {"a": {"b": {"d": 2, "c": 9}, "x": 2, "b.c": 2}, "l": [{"k": 7}, {"k": 6}]}
+    assert [c["path"] for c in effective] == [
+        "a.b.c", "a.x", "a.b.c", "a.b~1c", "a.b.c", "l.0.k", "l.1.k", "l.0.k",
+        "a.b.d", "a.b.d", "a.b.c", "a.b.c",
+    ]  # fmt: skip
+
+
+def test_commit_reads_changes_whatever_their_keys(core: ModuleType) -> None:
+    # The compiled kernel matches the usual (interned) keys by identity and
+    # falls back to look-ups: equal keys that are other objects, extra keys,
+    # and any order must read the same.
+    path, operation, value = ("".join(k) for k in (["pa", "th"], ["oper", "ation"], ["val", "ue"]))
+    state: dict[str, Any] = {"a": 1, "b": 1, "c": 1, "d": 1}
+    changes = [
+        {path: "a", operation: "set", value: 2},
+        {"value": 2, "operation": "set", "path": "b"},
+        {"path": "c", "operation": "set", "value": 2, "note": "extra keys are ignored"},
+        {"path": "d", "extra": 1, "operation": "delete"},
+    ]
+    assert core.commit(state, changes) == changes
+    assert state == {"a": 2, "b": 2, "c": 2}
+    for bad in ({path: "a", operation: "set"}, {"path": "a", "extra": 1, "value": 1}):
+        with pytest.raises(PathError):
+            core.commit(state, [bad])
+
+
 def test_commit_needs_a_dict_state_and_a_list(core: ModuleType) -> None:
     with pytest.raises(TypeError):
         core.commit([], [])
