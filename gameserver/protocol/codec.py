@@ -113,11 +113,15 @@ class CompactCodec(MsgpackCodec):
 
     @staticmethod
     def _delta(message: Any, first_new: int) -> list[Any]:
-        """[fromVersion, tick, change...]: a change is [ref, value] (set) or
-        ref (delete); a ref is a path's number, or its text the first time
-        (which gives it the next number); nil first: a new table."""
+        """[fromVersion % 128, tick - fromVersion, item...]: a set is two items,
+        ref and value; a delete is [ref]; nil (first): a new path table. A ref
+        is a path's number, or its text the first time (which gives it the
+        next number). The reader knows its version, so 7 bits of it check the
+        chain; the tick, counted from the version, is one byte while the room
+        changes every tick."""
         delta = message["delta"]
-        out: list[Any] = [delta["fromVersion"], delta["tick"]]
+        version = delta["fromVersion"]
+        out: list[Any] = [version & 127, delta["tick"] - version]
         if first_new < 0:
             out.append(None)
             first_new = 0
@@ -128,12 +132,17 @@ class CompactCodec(MsgpackCodec):
             if ref == first_new:  # defined here, in order
                 first_new += 1
                 ref = path
-            out.append([ref, change["value"]] if change["operation"] == "set" else ref)
+            if change["operation"] == "set":
+                out += (ref, change["value"])
+            else:
+                out.append([ref])
         return out
 
     def frame(self, parts: list[bytes]) -> bytes:
-        """Always an array: a single delta (an array itself) must not read as a frame of many."""
-        return _msgpack_array(parts)
+        """One message alone, several as an array. A reader tells a delta
+        (an array starting with a number) from an array of messages (whose
+        first element is a map or a delta)."""
+        return parts[0] if len(parts) == 1 else _msgpack_array(parts)
 
 
 CODECS: dict[str, Codec] = {

@@ -20,8 +20,7 @@ def test_array_frame_of_preencoded_messages_decodes_to_the_list(count):
     for codec in CODECS.values():
         frame = codec.frame([codec.encode(m) for m in messages])
         decoded = codec.decode(frame)
-        single = count == 1 and codec.name != "compact"  # compact frames are always arrays
-        assert decoded == (messages[0] if single else messages)
+        assert decoded == (messages[0] if count == 1 else messages)
 
 
 def test_json_frames_are_plain_json():
