@@ -43,6 +43,10 @@ class GameApp:
         }
         if config.transport not in transports:
             raise ValueError(f"unknown transport {config.transport!r}")
+        if config.compression not in ("off", "deflate"):
+            raise ValueError(f"unknown compression {config.compression!r}")
+        if config.compression == "deflate" and config.transport != "websockets":
+            raise ValueError("compression needs the websockets transport")
         self.server: GameServer | PicowsGameServer = transports[config.transport](
             self.service, self.apps, max_message_bytes=config.max_message_bytes
         )

@@ -1,7 +1,8 @@
 """`gameserver`: serve, or manage apps.
 
 gameserver [--host H] [--port P] [--tick-rate N] [--data-dir D]
-           [--scripts-dir D ...] [--max-message-bytes N] [--transport T] [--log-level L]
+           [--scripts-dir D ...] [--max-message-bytes N] [--transport T] [--compression off|deflate]
+           [--log-level L]
            [--max-connections-per-ip N] [--[no-]require-strong-keys] [--dev]
            [--log-format text|json]
 gameserver app create NAME [--data-dir D]
@@ -104,6 +105,13 @@ def _serve_parser() -> argparse.ArgumentParser:
         choices=("picows", "websockets"),
         default=_DEFAULTS.transport,
         help="the WebSocket library serving clients (the same protocol either way)",
+    )
+    p.add_argument(
+        "--compression",
+        choices=("off", "deflate"),
+        default=_DEFAULTS.compression,
+        help="deflate: accept permessage-deflate offers (needs --transport websockets); "
+        "fewer bytes, several times the CPU per frame (docs/performance.md)",
     )
     p.add_argument(
         "--max-connections-per-ip",
@@ -220,6 +228,11 @@ def _config_from(args: argparse.Namespace) -> Config:
         )
     if not 0.5 <= args.drain_timeout <= 600:
         raise SystemExit("gameserver: --drain-timeout must be 0.5..600 seconds")
+    if args.compression == "deflate" and args.transport != "websockets":
+        raise SystemExit(
+            "gameserver: --compression deflate needs --transport websockets "
+            "(picows has no permessage-deflate)"
+        )
     if not 0 <= args.reconnect_grace <= 3600:
         raise SystemExit("gameserver: --reconnect-grace must be 0..3600 seconds")
     strong_keys = not args.dev if args.require_strong_keys is None else args.require_strong_keys
@@ -240,6 +253,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         log_level=args.log_level.upper(),
         log_format=args.log_format,
         transport=args.transport,
+        compression=args.compression,
     )
 
 

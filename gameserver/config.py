@@ -47,6 +47,11 @@ class Config:
     # same protocol and rules either way; picows costs about 30 % less CPU
     # per player-tick, docs/performance.md).
     transport: str = "picows"
+    # permessage-deflate: "off", or "deflate" to accept a client's offer
+    # (websockets transport only). Off by default: compressing each frame per
+    # connection costs more CPU than the rest of a player's tick, and
+    # `encoding=compact` is smaller than deflated msgpack (docs/performance.md).
+    compression: str = "off"
     # The handshake's request line (`GET <url> HTTP/1.1`); longer: HTTP 414.
     # 8192 is also websockets' own limit, which answers before our check does.
     max_request_line_bytes: int = 8192

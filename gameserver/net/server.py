@@ -40,7 +40,9 @@ def socket_options(config: Config, max_message_bytes: int) -> dict[str, Any]:
     that bench/autobahn_echo.py tests exactly the socket layer we run."""
     return {
         "max_size": max_message_bytes,
-        "compression": None,  # encode once, send the same bytes to every member
+        # Off: encode once, send the same bytes to every member. "deflate":
+        # websockets compresses each frame again per connection.
+        "compression": "deflate" if config.compression == "deflate" else None,
         "server_header": None,
         "ping_interval": config.ping_interval,
         "ping_timeout": config.ping_interval,

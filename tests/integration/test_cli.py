@@ -50,6 +50,7 @@ async def test_help_explains_every_flag_with_its_default():
         "--dev",
         "--log-format",
         "--transport",
+        "--compression",
     ):
         assert flag in out
     assert "default: 64" in out and "default: 0.0.0.0" in out and "default: 65536" in out
@@ -218,6 +219,14 @@ async def test_weak_keys_stop_the_server_unless_dev(tmp_path):
         proc, lines = await start_cli("--data-dir", str(tmp_path), *flags)
         assert "default app public key: cb_pk_test" in lines
         await stop_cli(proc)
+
+
+async def test_compression_on_picows_is_refused_with_a_reason(tmp_path):
+    code, out, err = await run(
+        "--port", "0", "--data-dir", str(tmp_path), "--compression", "deflate"
+    )  # fmt: skip
+    assert code == 1 and "--compression deflate needs --transport websockets" in err
+    assert "Traceback" not in err and "listening" not in out
 
 
 async def test_a_short_public_key_is_weak_too(tmp_path):
