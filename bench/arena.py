@@ -44,6 +44,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave to other guests, all CPUs (/proc/stat)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -200,6 +206,21 @@ async def run(
         *(["--transport", transport] if transport else []),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    try:
+        return await drive(server, clients, rooms, duration, warmup, encoding)
+    finally:
+        if server.returncode is None:  # the run failed: no server left behind
+            server.kill()
+
+
+async def drive(
+    server: asyncio.subprocess.Process,
+    clients: int,
+    rooms: int,
+    duration: float,
+    warmup: float,
+    encoding: str,
+) -> dict:
     assert server.stdout is not None
     ready = (await server.stdout.readline()).decode().split()
     port, key = int(ready[1]), ready[2]
@@ -229,15 +250,17 @@ async def run(
     await asyncio.sleep(warmup)
     server.send_signal(signal.SIGUSR1)
     measuring[0] = True
-    cpu0, own0, t0 = (
+    cpu0, steal0, own0, t0 = (
         cpu_seconds(server.pid),
+        steal_seconds(),
         resource.getrusage(resource.RUSAGE_SELF),
         time.perf_counter(),
     )
     await asyncio.sleep(duration)
     measuring[0] = False
     elapsed = time.perf_counter() - t0
-    cpu1, own1 = cpu_seconds(server.pid), resource.getrusage(resource.RUSAGE_SELF)
+    cpu1, steal1 = cpu_seconds(server.pid), steal_seconds()
+    own1 = resource.getrusage(resource.RUSAGE_SELF)
     rss = rss_mb(server.pid)
     server.send_signal(signal.SIGTERM)
     stats = json.loads((await server.stdout.readline()).decode())
@@ -267,6 +290,7 @@ async def run(
         # The same per frame actually delivered (one per player-tick run): on a
         # busy machine where ticks get skipped, the figure that stays comparable.
         "cpu_us_per_frame_out": round((cpu1 - cpu0) / max(1, frames) * 1e6, 2),
+        "tick_lateness_min_ms": stats["lateness_min_ms"],
         "tick_lateness_p50_ms": stats["lateness_p50_ms"],
         "tick_lateness_p99_ms": stats["lateness_p99_ms"],
         "tick_lateness_max_ms": stats["lateness_max_ms"],
@@ -279,7 +303,11 @@ async def run(
         "frames_out_per_client_s": round(frames / client_seconds, 1),
         "bytes_out_per_client_s": round(sum(p.bytes_in for p in players) / client_seconds, 1),
         "server_rss_mb": round(rss, 1),
+        "gc_collections": stats["gc_collections"],
+        "gc_max_pause_ms": stats["gc_max_pause_ms"],
         "generator_cpu_share": round(generator_cpu, 3),
+        # A stall with neither CPU nor GC to explain it is usually the host's.
+        "steal_share": round((steal1 - steal0) / elapsed, 4),
         "valid": generator_cpu < 0.9,
     }
 

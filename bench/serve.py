@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import uvloop
@@ -23,6 +25,31 @@ from gameserver import _accel
 from gameserver.app import GameApp
 from gameserver.config import Config
 from gameserver.engine import TickStats
+
+
+class GcPauses:
+    """How long the garbage collector stopped the server, by generation: a
+    full (generation 2) collection stops every room at once."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.started = 0.0
+        self.count = [0, 0, 0]
+        self.max_ms = [0.0, 0.0, 0.0]
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        generation = info["generation"]
+        self.count[generation] += 1
+        pause = (time.perf_counter() - self.started) * 1000
+        self.max_ms[generation] = max(self.max_ms[generation], pause)
+
+    def summary(self) -> dict[str, object]:
+        return {"gc_collections": self.count, "gc_max_pause_ms": [round(m, 2) for m in self.max_ms]}
 
 
 async def main() -> None:
@@ -34,7 +61,14 @@ async def main() -> None:
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
-    config = Config(host="127.0.0.1", port=0, data_dir=args.data_dir, tick_rate=args.tick_rate)
+    # Every benchmark client comes from 127.0.0.1: no per-address cap.
+    config = Config(
+        host="127.0.0.1",
+        port=0,
+        data_dir=args.data_dir,
+        tick_rate=args.tick_rate,
+        max_connections_per_ip=0,
+    )
     if args.transport is not None:
         config = dataclasses.replace(config, transport=args.transport)
     app = GameApp(config)
@@ -44,8 +78,12 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
 
+    pauses = GcPauses()
+    gc.callbacks.append(pauses.on_gc)
+
     def reset() -> None:
         app.service.scheduler.stats = TickStats()
+        pauses.reset()
 
     loop.add_signal_handler(signal.SIGUSR1, reset)
     loop.add_signal_handler(signal.SIGTERM, done.set)
@@ -54,6 +92,7 @@ async def main() -> None:
     summary["core"] = _accel.IMPL
     summary["transport"] = config.transport
     summary["rooms"] = len(app.service.directory)
+    summary.update(pauses.summary())
     print(json.dumps(summary), flush=True)
     await app.stop()
 

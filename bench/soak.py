@@ -272,7 +272,7 @@ class ServerLog:
 async def start_server(data_dir: str) -> tuple[asyncio.subprocess.Process, str, str]:
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gameserver", "--host", "127.0.0.1", "--port", "0",
-        "--data-dir", data_dir,
+        "--data-dir", data_dir, "--max-connections-per-ip", "0",  # every client is 127.0.0.1
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert server.stdout is not None

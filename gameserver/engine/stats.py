@@ -95,7 +95,6 @@ class TickStats:
         self.groups = 0  # tick-group wake-ups that ran (one sample in each of the above)
         self.ticks = 0  # room-ticks run
         self.skipped = 0  # room-ticks skipped because a room fell behind
-        self.early = 0  # group wake-ups before the deadline (must stay 0)
 
     def record(self, lateness: float, duration: float) -> None:
         """One tick group ran: `lateness` after its deadline, for `duration` (seconds)."""
@@ -111,6 +110,8 @@ class TickStats:
         return {
             "room_ticks": self.ticks,
             "skipped_ticks": self.skipped,
+            # Negative would be a tick run before its deadline (never, by design).
+            "lateness_min_ms": round((late[0] if late else 0.0) * 1e3, 3),
             "lateness_p50_ms": round(_percentile(late, 0.50) * 1e3, 3),
             "lateness_p99_ms": round(_percentile(late, 0.99) * 1e3, 3),
             "lateness_max_ms": round((late[-1] if late else 0.0) * 1e3, 3),
