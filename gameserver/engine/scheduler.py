@@ -36,11 +36,15 @@ class Scheduler:
         self._groups: dict[int, _Group] = {}
         self.stats = stats or TickStats()
         self._timer = timer  # only measures how long ticks take
+        # Counts new tick groups: the only event that can bring the next
+        # deadline forward (a timer armed for the old one then wakes too late).
+        self.revision = 0
 
     def add(self, room: Room, now: float) -> None:
         group = self._groups.get(room.tick_rate)
         if group is None:
             group = self._groups[room.tick_rate] = _Group(room.tick_rate, now)
+            self.revision += 1
         group.rooms[room] = None
 
     def remove(self, room: Room) -> None:

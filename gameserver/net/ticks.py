@@ -25,11 +25,17 @@ class TickTimer:
     def __init__(self, service: GameService, after_ticks: Callable[[], None]) -> None:
         self._service = service
         self._after_ticks = after_ticks
+        self._scheduler = service.scheduler
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
+        self._armed_revision = -1
 
     def arm(self) -> None:
         """(Re)arm the timer for the service's next deadline, if that is sooner."""
+        revision = self._scheduler.revision
+        if self._timer is not None and self._armed_revision == revision:
+            return  # armed, and no new tick group since: nothing can be sooner
+        self._armed_revision = revision
         deadline = self._service.next_deadline()
         if deadline is None or (self._armed_for is not None and self._armed_for <= deadline):
             return

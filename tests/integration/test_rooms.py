@@ -279,3 +279,16 @@ async def test_shutdown_closes_rooms_and_sockets(start_server):
     message = await closed
     assert message == {"type": "room_closed", "roomId": "r", "reason": "server_shutdown"}
     assert await a.wait_closed() == 1001
+
+
+async def test_a_faster_room_starts_ticking_at_once_beside_a_slow_one(clients):
+    # The tick timer sleeps until the next deadline; a new tick rate can bring
+    # that deadline forward, and the timer must notice rather than oversleep.
+    slow, fast = await clients("slow", "fast")
+    await slow.create_room(script_name="arena", tick_rate=1)
+    first = (await slow.wait_until(lambda s: s.get("tick", 0) >= 1, timeout=3))["tick"]
+    await slow.wait_until(lambda s: s["tick"] > first, timeout=3)  # just ticked: ~1 s to the next
+    await fast.create_room(script_name="arena", tick_rate=64)
+    started = asyncio.get_running_loop().time()
+    await fast.wait_until(lambda s: s.get("tick", 0) >= 8, timeout=3)
+    assert asyncio.get_running_loop().time() - started < 0.6  # 8 ticks at 64 Hz: 0.125 s
