@@ -208,6 +208,8 @@ class GameService:
 
     def receive(self, session: Session, data: bytes | str) -> None:
         """One frame from the client: one message or an array of them, in order."""
+        if session.close_request is not None:
+            return  # the server is closing this connection: nothing more is handled
         now = self.clock()
         try:
             decoded = session.codec.decode(data)
@@ -239,9 +241,22 @@ class GameService:
         if dropped:
             self._rate_limited(session, dropped, now)
 
+    def charge_frame(self, session: Session) -> bool:
+        """A frame that carries no message of its own (a ping, a pong, a
+        fragment of a message) costs one message of the connection's rate
+        limit: a flood of them is throttled and closed 4029 like any other.
+        False: over the limit, drop it (no error reply: it asked nothing)."""
+        if session.close_request is not None:
+            return False
+        now = self.clock()
+        if session.messages is None or session.messages.take(now):
+            return True
+        self._dropped(session, 1, now)
+        return False
+
     def _rate_limited(self, session: Session, dropped: int, now: float) -> None:
         """One `rate_limited` error per frame; sustained flooding closes 4029."""
-        assert session.messages is not None and session.drops is not None
+        assert session.messages is not None
         session.send(
             m.error(
                 "rate_limited",
@@ -249,6 +264,10 @@ class GameService:
                 f"per second (bursts of {session.messages.burst:g})",
             )
         )
+        self._dropped(session, dropped, now)
+
+    def _dropped(self, session: Session, dropped: int, now: float) -> None:
+        assert session.drops is not None
         self.stats.rate_limited_messages += dropped
         for _ in range(dropped):
             if not session.drops.take(now):

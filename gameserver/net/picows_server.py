@@ -64,7 +64,7 @@ _picows_log = logging.getLogger("gameserver.picows")
 _picows_log.setLevel(logging.WARNING)
 
 _BINARY, _TEXT, _CONTINUATION = WSMsgType.BINARY, WSMsgType.TEXT, WSMsgType.CONTINUATION
-_CLOSE, _PONG = WSMsgType.CLOSE, WSMsgType.PONG
+_CLOSE, _PING, _PONG = WSMsgType.CLOSE, WSMsgType.PING, WSMsgType.PONG
 _PROTOCOL_ERROR = 1002
 _INVALID_TEXT = 1007
 _TOO_BIG = 1009
@@ -125,12 +125,21 @@ class Frames(WSListener):
                 self._parts_type = msg_type
                 self._parts_size = frame.payload_size
         elif msg_type == _CONTINUATION:
+            self._charge()  # a flood of empty fragments costs like messages
             self._continue(frame)
         elif msg_type == _CLOSE:
             self._on_close(transport, frame)
+        elif msg_type == _PING:
+            if self._charge():  # over the rate limit: no pong
+                transport.send(_PONG, frame.get_payload_as_bytes())
         elif msg_type == _PONG:
+            self._charge()
             self._awaiting_pong = False
-        # PING: picows answers it (auto-pong).
+
+    def _charge(self) -> bool:
+        """A frame with no message of its own arrived (ping, pong, fragment).
+        The game's connection charges it to its rate limit; False: drop it."""
+        return True
 
     def _continue(self, frame: WSFrame) -> None:
         parts = self._parts
@@ -310,7 +319,7 @@ class _Link(Frames):
             if session.close_request is not None:
                 # Typically a slow consumer: the close frame waits behind the
                 # backlog, and the TCP connection is cut if it is not taken in time.
-                self._close(*session.close_request)
+                self._end(*session.close_request)
             return
         if session.behind:  # it takes data again: a snapshot, not the lost backlog
             self._service.caught_up(session)
@@ -320,7 +329,24 @@ class _Link(Frames):
             self._stats.bytes_out += len(frame)
             transport.send(self._msg_type, frame)
         if session.close_request is not None:
-            self._close(*session.close_request)
+            self._end(*session.close_request)
+
+    def _end(self, code: int, reason: str) -> None:
+        if code == CloseCode.RATE_LIMITED:
+            # A flooder: stop reading what it still sends (picows would parse
+            # every frame until the close handshake ends).
+            self._fail(code, reason)
+        else:
+            self._close(code, reason)
+
+    def _charge(self) -> bool:
+        session = self.session
+        if session is None or self._closing:
+            return False
+        allowed = self._service.charge_frame(session)
+        if session.close_request is not None:
+            self.wake()
+        return allowed
 
     def _on_stuck(self) -> None:
         """The socket took nothing for the whole deadline: close 4008."""
@@ -448,7 +474,7 @@ def new_protocol(
         config.ping_interval,
         config.ping_interval,
         WSAutoPingStrategy.PING_PERIODICALLY,
-        True,  # answer pings
+        False,  # pings: Frames answers them, within the connection's rate limit
         max_message_bytes,  # one frame over it: 1009
         None,  # extra response headers
         config.read_buffer_bytes,

@@ -20,6 +20,7 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
@@ -53,6 +54,9 @@ def socket_options(config: Config, max_message_bytes: int) -> dict[str, Any]:
     }
 
 
+_CHARGED = (Opcode.PING, Opcode.PONG, Opcode.CONT)
+
+
 class _Link:
     """One accepted socket and its session; `wake()` after the session got output."""
 
@@ -77,6 +81,10 @@ class _Link:
     def wake(self) -> None:
         """The session has output: write it now if the socket takes it, else
         let the writer task wait for the socket (flow control)."""
+        asked = self.session.close_request
+        if asked is not None and asked[0] == CloseCode.RATE_LIMITED:
+            self._cut(*asked)
+            return
         if not self.sending and self.session.close_request is None and self._write_now():
             return
         if self.sending and self.session.close_request is not None and not self._closing:
@@ -90,6 +98,44 @@ class _Link:
             # connection if the peer has not taken it within the close timeout.
             loop.call_later(self._close_timeout, self.ws.transport.abort)
         self._ready.set()
+
+    def _cut(self, code: int, reason: str) -> None:
+        """A flooder: its last replies and a close frame, then the socket
+        closes at once: nothing more it sends is read (websockets would parse
+        every frame until the close handshake ends)."""
+        if self._closing:
+            return
+        self._closing = True
+        ws = self.ws
+        if ws.protocol.state is State.OPEN:
+            frame = None if self.sending else self._take_frame()
+            if frame is not None:
+                if self._text:
+                    ws.protocol.send_text(frame)
+                else:
+                    ws.protocol.send_binary(frame)
+            ws.protocol.send_close(code, reason)
+            ws.send_data()
+        ws.transport.close()
+        asyncio.get_running_loop().call_later(self._close_timeout, ws.transport.abort)
+        self._ready.set()
+
+    def charge_frames(self) -> None:
+        """Pings, pongs and fragments cost the connection's rate limit like
+        messages (websockets answers pings inside its protocol: wrap it)."""
+        protocol, session, service = self.ws.protocol, self.session, self._service
+        receive = protocol.recv_frame
+
+        def recv_frame(frame: Frame) -> None:
+            if frame.opcode in _CHARGED:
+                allowed = service.charge_frame(session)
+                if session.close_request is not None:
+                    self.wake()
+                if not allowed and frame.opcode is not Opcode.CONT:
+                    return  # dropped: a ping over the limit gets no pong
+            receive(frame)
+
+        protocol.recv_frame = recv_frame  # type: ignore[method-assign]
 
     def _write_now(self) -> bool:
         """Write the session's frame straight into the transport when its buffer
@@ -238,6 +284,7 @@ class GameServer:
         stats = self.service.stats
         stats.connections_opened += 1
         link = self._links[session] = _Link(ws, session, self.service)
+        link.charge_frames()
         self.flush()  # `connected`, and the close of a session this one replaced
         log_open(app.app_id, session.client_id, _peer(ws))
         try:
@@ -260,7 +307,14 @@ class GameServer:
             asked = session.close_request
             if asked is not None and asked[0] == CloseCode.SLOW_CONSUMER:
                 stats.slow_consumer_closes += 1
-            log_closed(app.app_id, session.client_id, ws.close_code, ws.close_reason or "")
+            # What the peer said, else what we said (a cut connection: 1006).
+            said = ws.protocol.close_rcvd or ws.protocol.close_sent
+            log_closed(
+                app.app_id,
+                session.client_id,
+                said.code if said else 1006,
+                said.reason if said else "",
+            )
 
     def flush(self) -> None:
         for session in self.service.take_pending():

@@ -9,9 +9,13 @@ it holds them against a remote flooder as well.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
+import pytest
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 FLOOD_SECONDS = 3.0
 MESSAGES_PER_SECOND = 1000
@@ -95,3 +99,45 @@ async def test_a_flooder_is_closed_again_and_again_while_a_room_keeps_64_deltas_
     # over the whole window: one late frame moves the figure by well under 1 %).
     rate = ticks / (last[0] - first[0])
     assert abs(rate - 64) <= 0.05 * 64, rate
+
+
+@pytest.mark.parametrize("kind", ["ping", "pong", "fragment"])
+async def test_a_flood_of_frames_without_messages_is_closed_4029_while_a_room_ticks(
+    server, clients, kind
+):
+    # Pings, unsolicited pongs and empty fragments carry no message, but each
+    # costs the server a frame's work: they count against the rate limit.
+    (observer,) = await clients("observer")
+    await observer.create_room(room_id="arena", script_name="arena", tick_rate=64)
+    await observer.wait_until(lambda s: s.get("tick", 0) >= 5)
+    ticks: list[tuple[float, int]] = []
+    observer.on("onDelta", lambda d: ticks.append((time.monotonic(), d["tick"])))
+
+    url = f"{server.url}?public_key={server.public_key}&client_id=flooder"
+    started = time.monotonic()
+    async with connect(url) as ws:
+        protocol = ws.protocol
+        if kind == "fragment":
+            protocol.send_binary(b"", fin=False)  # a message that never ends
+        send = {
+            "ping": lambda: protocol.send_ping(b""),
+            "pong": lambda: protocol.send_pong(b""),
+            "fragment": lambda: protocol.send_continuation(b"", fin=False),
+        }[kind]
+        with contextlib.suppress(Exception):  # sending into a closed socket
+            while protocol.state is State.OPEN and time.monotonic() - started < 3:
+                for _ in range(500):
+                    send()
+                ws.send_data()
+                await asyncio.sleep(0)
+        await asyncio.wait_for(ws.wait_closed(), 5)
+        assert ws.close_code == 4029 and ws.close_reason == "rate_limited"
+    flooded = time.monotonic() - started
+    assert flooded < 2, flooded  # closed within about 720 frames, not after the 3 s
+    await asyncio.sleep(0.3)
+
+    # The room ticked on at 64 a second through the flood.
+    window = [t for t in ticks if t[0] >= started]
+    assert observer.resyncs == 0
+    rate = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+    assert abs(rate - 64) <= 0.1 * 64, rate
