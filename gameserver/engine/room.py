@@ -43,6 +43,8 @@ __all__ = ["Player", "Room", "RoomSink"]
 
 log = logging.getLogger("gameserver.room")
 
+MAX_LOGGED_ERRORS = 32  # distinct script errors a room logs; the rest only count
+
 
 @dataclass(slots=True)
 class Player:
@@ -107,7 +109,9 @@ class Room:
         self.empty_since: float | None = None  # monotonic seconds; set while nobody is in
         self._max_actions = max_actions_per_tick
         self._actions: deque[tuple[str, dict[str, Any]]] = deque()
-        self._last_script_error: tuple[str, str] | None = None
+        # The distinct script errors logged so far (each once): a client can
+        # make a script fail in many ways, so a room logs at most this many.
+        self._logged_errors: set[tuple[str | None, str]] = set()
         self._failed_this_tick = False
         self.failing_ticks = 0  # consecutive ticks in which the logic failed
         self._max_failing_ticks = max_failing_ticks
@@ -301,18 +305,28 @@ class Room:
 
     def script_failed(self, error: ScriptError, only: str | None = None) -> None:
         """Tell the members (or just `only`) that the room's script failed.
-        A new kind of failure is logged once; repeats of the same one are not."""
+        Each distinct failure is logged once, up to `MAX_LOGGED_ERRORS` a room."""
         self._failed_this_tick = True
         if self._stats is not None:
             self._stats.script_errors += 1
         if error.fatal and self._on_doomed is not None:
             self._on_doomed(self, "script_error")
         signature = (error.hook, str(error))
-        if signature != self._last_script_error:
-            self._last_script_error = signature
-            log.warning(
-                "room %s/%s script error in %s: %s", self.app_id, self.id, error.hook, error
-            )
+        logged = self._logged_errors
+        if signature not in logged and len(logged) <= MAX_LOGGED_ERRORS:
+            logged.add(signature)
+            if len(logged) <= MAX_LOGGED_ERRORS:
+                log.warning(
+                    "room %s/%s script error in %s: %s", self.app_id, self.id, error.hook, error
+                )
+            else:
+                log.warning(
+                    "room %s/%s: over %d distinct script errors; no more are logged "
+                    "for this room (members still get each one)",
+                    self.app_id,
+                    self.id,
+                    MAX_LOGGED_ERRORS,
+                )
         message = {
             "type": "error",
             "code": error.code,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 
 from gameserver.engine import Player, RelayLogic, Room, Scheduler
-from gameserver.errors import RoomError
+from gameserver.engine.room import MAX_LOGGED_ERRORS
+from gameserver.errors import RoomError, ScriptError
 
 
 class Sink:
@@ -179,7 +181,6 @@ def test_a_change_that_does_not_fit_is_a_script_error_not_a_crash():
 
 
 def test_failing_ticks_in_a_row_doom_the_room_and_a_good_tick_resets_the_count():
-    from gameserver.errors import ScriptError
 
     doomed = []
 
@@ -214,3 +215,19 @@ def test_failing_ticks_in_a_row_doom_the_room_and_a_good_tick_resets_the_count()
     assert doomed == [] and room.failing_ticks == 2  # the good third tick reset the count
     room.run_tick(0.01, 0)
     assert doomed == ["script_error"]
+
+
+def test_each_distinct_script_error_is_logged_once_and_a_room_logs_a_bounded_number(caplog):
+    room, sink = make_room(seated=True)
+    with caplog.at_level(logging.WARNING, logger="gameserver.room"):
+        for _ in range(
+            50
+        ):  # two hooks taking turns failing, as a reconnecting client can make them
+            room.script_failed(ScriptError("boom", hook="onPlayerDisconnect"))
+            room.script_failed(ScriptError("boom", hook="onPlayerReconnect"))
+        assert len(caplog.records) == 2
+        for n in range(100):  # ever new messages
+            room.script_failed(ScriptError(f"boom {n}", hook="onAction"))
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == MAX_LOGGED_ERRORS + 1 and "no more are logged" in lines[-1]
+    assert len(sink.of_type("error")) == 200  # the members still got every one
