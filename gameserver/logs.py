@@ -18,7 +18,7 @@ from typing import Any
 from gameserver.config import LOG_FORMATS
 from gameserver.redact import RedactCredentials
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["ClientFaultsAtDebug", "JsonFormatter", "configure_logging"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -49,6 +49,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class ClientFaultsAtDebug(logging.Filter):
+    """Two libraries log a client's malformed bytes at ERROR: picows each
+    frame that breaks the WebSocket protocol (the client gets its 1002/1007/
+    1009 close), aiohttp an over-long request line or header on the admin port
+    (the client gets its 400), with a traceback. Any client could fill the log
+    with them, and they are not the server's errors: they become DEBUG lines,
+    shown only at `--log-level DEBUG`, like websockets' own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and self._client_fault(record):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger("gameserver").isEnabledFor(logging.DEBUG)
+        return True
+
+    @staticmethod
+    def _client_fault(record: logging.LogRecord) -> bool:
+        if record.name.startswith("gameserver.picows"):
+            return str(record.msg).startswith("WS parser error")
+        if record.name == "aiohttp.server" and record.exc_info:
+            from aiohttp.http_exceptions import BadHttpMessage
+
+            return isinstance(record.exc_info[1], BadHttpMessage)
+        return False
+
+
 def configure_logging(level: str, log_format: str) -> None:
     """Send every logger's records to stderr, as `log_format` says (LOG_FORMATS)."""
     if log_format not in LOG_FORMATS:
@@ -58,4 +83,5 @@ def configure_logging(level: str, log_format: str) -> None:
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )
     handler.addFilter(RedactCredentials())  # secret keys and tokens never reach the log
+    handler.addFilter(ClientFaultsAtDebug())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

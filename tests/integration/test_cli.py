@@ -11,6 +11,7 @@ import time
 
 import aiohttp
 import pytest
+from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from gameserver.client import GameClient
@@ -357,3 +358,31 @@ async def test_log_format_json_writes_one_object_per_line_with_lifecycle_fields(
     # Lifecycles only: nothing per message.
     assert not any("action" in r["message"] or "ping" in r["message"] for r in records)
     assert not any(r["level"] in ("ERROR", "CRITICAL") for r in records)
+
+
+async def test_a_clients_malformed_bytes_never_make_an_error_line(tmp_path):
+    # picows logs a frame that breaks the protocol at ERROR, aiohttp an
+    # over-long request line with a traceback: both are the client's fault.
+    proc, lines = await start_cli("--data-dir", str(tmp_path))
+    stopped = False
+    try:
+        text = "\n".join(lines)
+        url, public_key = re.search(r"connect: (ws://\S+)\?public_key=(cb_pk_\S+)&", text).groups()
+        admin = re.search(r"admin API: http://([\d.]+):(\d+)/", text)
+        async with connect(f"{url}?public_key={public_key}&client_id=bad") as ws:
+            await ws.recv()  # connected
+            ws.transport.write(b"\x83\x80" + bytes(4))  # opcode 3 is reserved
+            await asyncio.wait_for(ws.wait_closed(), 5)
+            assert ws.close_code == 1002
+        reader, writer = await asyncio.open_connection(admin.group(1), int(admin.group(2)))
+        writer.write(b"GET /v1/game/" + b"a" * 10_000 + b"/scripts HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b" 400 " in await reader.readline()
+        writer.close()
+        out, err = await stop_cli(proc)
+        stopped = True
+    finally:
+        if not stopped:
+            proc.kill()
+            await proc.wait()
+    assert "connection closed" in err and "code=1002" in err  # our own line says it
+    assert " ERROR " not in err and "Traceback" not in err, err
