@@ -568,7 +568,7 @@ class GameService:
         self._vacate(room, session.client_id, reason)
 
     def _action(self, session: Session, msg: m.SendAction) -> None:
-        room = self._room_of(session)
+        room = self._playing_in(session)
         check_text(msg.action.type, "action.type")
         check_value(msg.action.data, self.config.max_value_depth, "action.data")
         # Measured after check_value: the data is known to encode by then.
@@ -581,7 +581,7 @@ class GameService:
         room.queue_action(session.client_id, {"type": msg.action.type, "data": msg.action.data})
 
     def _chat(self, session: Session, msg: m.Chat) -> None:
-        room = self._room_of(session)
+        room = self._playing_in(session)
         check_text(msg.message, "message")
         if len(msg.message) > self.config.max_chat_length:
             raise BadRequest(f"chat message longer than {self.config.max_chat_length} characters")
@@ -622,6 +622,17 @@ class GameService:
         if session.room is None:
             raise RoomError("you are not in a room", code="not_in_room")
         return session.room
+
+    def _playing_in(self, session: Session) -> Room:
+        """The room this session plays in: a parked one must rejoin first (it
+        sees nothing of the room, so it would act on a state it does not have)."""
+        room = self._room_of(session)
+        if room.members[session.client_id].conn is None:
+            raise RoomError(
+                f"rejoin room {room.id!r} first: join_room (with lastVersion to resume)",
+                code="not_in_room",
+            )
+        return room
 
     def _parked_in(self, session: Session) -> Room | None:
         """The room whose seat this session took back without asking for the room yet."""

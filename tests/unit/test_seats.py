@@ -146,6 +146,25 @@ def test_get_state_takes_a_parked_seat_back(game):
     assert frames(service, b2)[0]["delta"]["fromVersion"] == state["state"]["version"]
 
 
+def test_a_parked_player_must_rejoin_before_it_acts_or_chats(game):
+    service, clock = game
+    a, b = room_with(service, clock, "a", "b")
+    service.close_session(b)
+    b2 = service.open_session("app", "b", None, None)
+    frames(service, b2)
+    frames(service, a)
+    send(service, b2, {"type": "action", "requestId": 4, "action": {"type": "wave"}})
+    send(service, b2, {"type": "chat", "requestId": 5, "message": "hi"})
+    tick(service, clock)
+    errors = [m for m in frames(service, b2) if m["type"] == "error"]
+    assert [(e["code"], e["requestId"]) for e in errors] == [("not_in_room", 4), ("not_in_room", 5)]
+    assert "join_room" in errors[0]["message"]
+    assert not [m for m in frames(service, a) if m["type"] in ("action", "chat")]
+    send(service, b2, {"type": "join_room", "requestId": 6, "roomId": "r"})
+    send(service, b2, {"type": "chat", "requestId": 7, "message": "back"})
+    assert [m["message"] for m in frames(service, a) if m["type"] == "chat"] == ["back"]
+
+
 def test_going_elsewhere_gives_the_held_seat_up(game):
     service, clock = game
     a, b = room_with(service, clock, "a", "b")
