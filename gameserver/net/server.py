@@ -110,10 +110,7 @@ class _Link:
         if ws.protocol.state is State.OPEN:
             frame = None if self.sending else self._take_frame()
             if frame is not None:
-                if self._text:
-                    ws.protocol.send_text(frame)
-                else:
-                    ws.protocol.send_binary(frame)
+                self._put(frame)
             ws.protocol.send_close(code, reason)
             ws.send_data()
         ws.transport.close()
@@ -152,12 +149,16 @@ class _Link:
             self._service.caught_up(self.session)
         frame = self._take_frame()
         if frame is not None:
-            if self._text:
-                ws.protocol.send_text(frame)
-            else:
-                ws.protocol.send_binary(frame)
+            self._put(frame)
             ws.send_data()
         return True
+
+    def _put(self, frame: bytes) -> None:
+        """Into websockets' protocol buffer; `ws.send_data()` writes it out."""
+        if self._text:
+            self.ws.protocol.send_text(frame)
+        else:
+            self.ws.protocol.send_binary(frame)
 
     def _stuck(self) -> None:
         """The socket took nothing for the whole deadline: close 4008."""
