@@ -3,8 +3,9 @@ players, and what the budget machinery costs on an empty hook and a loop.
 
     .venv/bin/python bench/script_micro.py
 
-Prints one JSON line. Each figure includes the one Lua call per tick (plus one
-per action) and the room-command check that follows each call.
+Prints one JSON line. Each figure includes the one Lua call per tick and per
+action (or per batch of actions, as a room makes it) and the room-command
+check that follows each call.
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ def main() -> None:
         arena.tick(1 / 64, 3)
         arena.take_commands()
 
+    moves = [
+        ("p1", {"type": "move", "data": {"x": 1, "y": 2}}),
+        ("p2", {"type": "move", "data": {"x": 3, "y": 2}}),
+    ]
+
+    def arena_two_moves_in_one_call_and_tick() -> None:  # what a room does
+        arena.actions(moves, 3)
+        arena.take_commands()
+        arena.tick(1 / 64, 3)
+        arena.take_commands()
+
     def arena_tick() -> None:
         arena.tick(1 / 64, 4)
         arena.take_commands()
@@ -70,6 +82,9 @@ def main() -> None:
             {
                 "bench": "script_micro",
                 "arena_2_moves_and_tick_us": per_call_us(arena_two_moves_and_tick, 20000),
+                "arena_2_moves_in_one_call_and_tick_us": per_call_us(
+                    arena_two_moves_in_one_call_and_tick, 20000
+                ),
                 "arena_tick_only_us": per_call_us(arena_tick, 20000),
                 "tag_tick_8_moving_us": per_call_us(tag_tick, 5000),
                 "empty_hook_tick_us": per_call_us(lambda: empty.tick(1 / 64, 1), 20000),

@@ -4,7 +4,7 @@ One interface, implemented per runtime (Lua scripts in gameserver.scripting,
 the relay below for rooms without a script). The room calls, in this order:
 `on_init` once; then between ticks `on_join` / `on_leave` (and
 `on_disconnect` / `on_reconnect` while a dropped player's seat is held); at each tick
-`on_action` once per queued action in arrival order, then `on_tick`, which
+`on_actions` with the queued actions in arrival order, then `on_tick`, which
 returns the state changes made since the previous `on_tick` (by any hook);
 `on_dispose` once at the end. `take_changes` returns the changes made since
 the last `on_tick` or `take_changes` without ticking: the room calls it after
@@ -38,8 +38,10 @@ class RoomLogic(Protocol):
     def on_leave(self, room: Room, player: Player, reason: str) -> None: ...
     def on_disconnect(self, room: Room, player: Player) -> None: ...
     def on_reconnect(self, room: Room, player: Player) -> None: ...
-    def on_action(self, room: Room, client_id: str, action: dict[str, Any]) -> bool:
-        """True relays the action to every member as an `action` event."""
+    def on_actions(self, room: Room, queued: list[tuple[str, dict[str, Any]]]) -> None:
+        """Apply each (client_id, action) in order, skipping a client that is
+        no longer a member by then; `room.relay` the ones to send to every
+        member as `action` events."""
         ...
 
     def on_tick(self, room: Room, dt: float, tick: int) -> list[Change]: ...
@@ -71,8 +73,10 @@ class RelayLogic:
     def on_reconnect(self, room: Room, player: Player) -> None:
         pass
 
-    def on_action(self, room: Room, client_id: str, action: dict[str, Any]) -> bool:
-        return True
+    def on_actions(self, room: Room, queued: list[tuple[str, dict[str, Any]]]) -> None:
+        for client_id, action in queued:
+            if client_id in room.members:
+                room.relay(client_id, action)
 
     def on_tick(self, room: Room, dt: float, tick: int) -> list[Change]:
         return []

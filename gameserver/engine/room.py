@@ -221,23 +221,26 @@ class Room:
         return changed
 
     def _run_tick(self, dt: float) -> bool:
-        actions, self._actions = self._actions, deque()
-        for client_id, action in actions:
-            if client_id in self.members and self.logic.on_action(self, client_id, action):
-                self.sink.broadcast(
-                    self,
-                    {
-                        "type": "action",
-                        "roomId": self.id,
-                        "clientId": client_id,
-                        "action": action,
-                        "tick": self.tick,
-                    },
-                )
+        if self._actions:
+            actions, self._actions = self._actions, deque()
+            self.logic.on_actions(self, list(actions))
         changes = self.logic.on_tick(self, dt, self.tick)
         if not changes:
             return False
         return self.publish(changes)
+
+    def relay(self, client_id: str, action: dict[str, Any]) -> None:
+        """Send a member's action to every member, as the logic decided."""
+        self.sink.broadcast(
+            self,
+            {
+                "type": "action",
+                "roomId": self.id,
+                "clientId": client_id,
+                "action": action,
+                "tick": self.tick,
+            },
+        )
 
     def settle(self, exclude: str | None = None) -> None:
         """Send what hooks changed since the last tick now, as a delta, so that

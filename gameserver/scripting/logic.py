@@ -132,16 +132,29 @@ class LuaLogic:
                 room.script_failed(exc)
             self._after(room)
 
-    def on_action(self, room: Room, client_id: str, action: dict[str, Any]) -> bool:
-        if self.script is None:
-            return True  # a room whose script did not load behaves like a relay room
-        try:
-            return self.script.action(client_id, action, room.tick)
-        except ScriptError as exc:
-            room.script_failed(exc)
-            return False
-        finally:
+    def on_actions(self, room: Room, queued: list[tuple[str, dict[str, Any]]]) -> None:
+        while queued:
+            # A kick among the last action's room commands may have removed a sender.
+            queued = [item for item in queued if item[0] in room.members]
+            if not queued:
+                return
+            if self.script is None:  # a room whose script did not load relays
+                for client_id, action in queued:
+                    room.relay(client_id, action)
+                return
+            relays, error = self.script.actions(queued, room.tick)
+            done = len(relays)
+            # Only the last action that ran can have failed or issued commands:
+            # those come before its relay, as with one call per action.
+            for (client_id, action), relay in zip(queued[: done - 1], relays[:-1], strict=True):
+                if relay:
+                    room.relay(client_id, action)
+            if error is not None:
+                room.script_failed(error)
             self._after(room)
+            if relays[-1]:
+                room.relay(*queued[done - 1])
+            queued = queued[done:]
 
     def on_tick(self, room: Room, dt: float, tick: int) -> list[Change]:
         if self.script is None:

@@ -151,7 +151,7 @@ class LuaRoomScript:
         self._lua_init = driver.init
         self._lua_join = driver.join
         self._lua_leave = driver.leave
-        self._lua_action = driver.action
+        self._lua_actions = driver.actions
         self._lua_tick = driver.tick
         self._lua_collect = driver.collect
         self._lua_restore = driver.restore
@@ -228,11 +228,43 @@ class LuaRoomScript:
         passed). Without an `onAction` hook every action is relayed. `tick`,
         if given, is the tick applying the action: `room.tick` during the hook.
         """
-        action_type = action["type"]
-        if not isinstance(action_type, str):
-            raise TypeError(f"action type must be str, not {type(action_type).__name__}")
-        flat = _flatten(action.get("data"))
-        return bool(self._call("onAction", self._lua_action, tick, client_id, action_type, *flat))
+        relays, error = self.actions([(client_id, action)], tick)
+        if error is not None:
+            raise error
+        return relays[0]
+
+    def actions(
+        self, queued: list[tuple[str, dict[str, Any]]], tick: int = -1
+    ) -> tuple[list[bool], ScriptError | None]:
+        """`action` for several (client_id, action) in order, in one Lua call:
+        one crossing instead of one per action. It stops after an action that
+        fails or queues room commands, which the caller must carry out before
+        the next action runs; call again with the rest. Returns the relay
+        verdicts of the actions that ran (a failed one's is False) and the
+        last one's error, if it failed. The driver itself failing (out of
+        memory) fails the whole batch."""
+        args: list[object] = [tick, len(queued)]
+        for client_id, action in queued:
+            action_type = action["type"]
+            if not isinstance(action_type, str):
+                raise TypeError(f"action type must be str, not {type(action_type).__name__}")
+            args += (client_id, action_type)
+            args += _flatten(action.get("data"))
+        started = perf_counter()
+        try:
+            result = self._lua_actions(*args)
+        except LuaError as e:
+            return [False] * len(queued), self._runtime_failure("onAction", e)
+        finally:
+            self._stats.script_seconds += perf_counter() - started
+        done, ok, message, line = result[0], result[1], result[2], result[3]
+        relays = list(result[4 : 4 + done])
+        if ok:
+            return relays, None
+        error = ScriptError(
+            message, script=self.name, hook="onAction", line=line, fatal=_out_of_memory(message)
+        )
+        return relays, error
 
     def tick(self, dt: float, tick: int) -> tuple[list[Change], ScriptError | None]:
         """Runs `onTick` and returns every state change since the previous tick.
@@ -298,7 +330,7 @@ class LuaRoomScript:
     def close(self) -> None:
         """Frees the runtime; any later call raises RuntimeError."""
         self._lua_init = self._lua_join = self._lua_leave = _closed
-        self._lua_action = self._lua_tick = self._lua_read = self._lua_collect = _closed
+        self._lua_actions = self._lua_tick = self._lua_read = self._lua_collect = _closed
         self._lua_restore = self._lua_configure = _closed
         self._lua_join_attempt = self._lua_chat = self._lua_dispose = self._lua_drain = _closed
         self._runtime = None

@@ -690,24 +690,42 @@ function D.presence(hook, clientId)
     return call(hook, room, player)
 end
 
--- ok, relay: an absent hook relays; a present one relays when it returns a true value.
--- `tick` is the tick applying the action (room.tick during onAction); < 0 keeps room.tick.
-function D.action(tick, clientId, actionType, shape, ...)
+-- onAction for a tick's queued actions, in order, in one call from Python:
+-- `tick` (room.tick during the hooks; < 0 keeps room.tick), `count`, then for
+-- each action its clientId, type, and its data as shape and scalars. It stops
+-- after an action that fails or queues room commands, so that Python carries
+-- those out (a kick, say) before the next action runs. Returns `done, ok,
+-- message, line, relay_1 .. relay_done`: an absent hook relays every action;
+-- a present one relays when it returns a true value.
+function D.actions(tick, count, ...)
     if tick >= 0 then
         setTick(tick)
     else
         spent = 0 -- a caller outside ticks (tests, tools): per-call budget only
     end
+    local relays = {}
     local fn = rawget(env, "onAction")
     if fn == nil then
-        return true, true, nil
+        for i = 1, count do
+            relays[i] = true
+        end
+        return count, true, nil, nil, unpack(relays, 1, count)
     end
-    local action = { type = actionType, data = fromPython(shape, ...) }
-    local ok, r, line = run(fn, room, clientId, action)
-    if ok then
-        return true, r ~= nil and r ~= false, nil
+    local vals, vi = { ... }, 1
+    for i = 1, count do
+        local clientId, actionType = vals[vi], vals[vi + 1]
+        local data, _, nextVi = node(vals[vi + 2], 1, vals, vi + 3)
+        vi = nextVi
+        local ok, r, line = run(fn, room, clientId, { type = actionType, data = data })
+        relays[i] = ok and r ~= nil and r ~= false
+        if not ok then
+            return i, false, r, line, unpack(relays, 1, i)
+        end
+        if rawget(pending, "n") > 0 then
+            return i, true, nil, nil, unpack(relays, 1, i)
+        end
     end
-    return ok, r, line
+    return count, true, nil, nil, unpack(relays, 1, count)
 end
 
 -- Runs onTick, then returns ok, message, line and every change since the

@@ -46,7 +46,7 @@ class Driver:
     join: Any  # (shape, *scalars)
     leave: Any  # (reason, shape, *scalars)
     presence: Any  # (hook, clientId): onPlayerDisconnect / onPlayerReconnect
-    action: Any  # (tick, client_id, action_type, shape, *scalars)
+    actions: Any  # (tick, count, *(client_id, action_type, shape, *scalars))
     tick: Any  # (dt, tick, resync)
     collect: Any  # (resync)
     restore: Any  # (tick, shape, *scalars)
@@ -129,7 +129,7 @@ def open_runtime(
         join=d["join"],
         leave=d["leave"],
         presence=d["presence"],
-        action=d["action"],
+        actions=d["actions"],
         tick=d["tick"],
         collect=d["collect"],
         restore=d["restore"],

@@ -1,0 +1,67 @@
+"""A tick's queued actions run in arrival order, in Lua batches, with the
+same order of relays, room commands and kicks as one Lua call per action."""
+
+from __future__ import annotations
+
+from service_kit import frames, make_game, send, tick
+
+from gameserver.config import BUILTIN_SCRIPTS_DIR
+
+LOGGER = """
+function onInit(room) room.state.log = list() end
+function onAction(room, id, a)
+    table.insert(room.state.log, id .. ":" .. a.type .. ":" .. tostring(a.data))
+    if a.type == "shout" then room:broadcast("shout", id) end
+    if a.type == "kick" then room:kick(a.data, "bye") end
+    return a.type ~= "quiet"
+end
+"""
+
+
+def act(kind, data=None):
+    return {"type": kind, "data": data}
+
+
+def test_a_tick_of_actions_keeps_the_order_of_relays_commands_and_kicks(tmp_path):
+    (tmp_path / "logger.lua").write_text(LOGGER)
+    service, clock = make_game(tick_rate=16, scripts_dirs=(tmp_path, BUILTIN_SCRIPTS_DIR))
+    a, b, c = (service.open_session("app", cid, None, None) for cid in "abc")
+    send(service, a, {"type": "create_room", "requestId": 1, "config": {"scriptName": "logger"}})
+    room_id = frames(service, a)[-1]["roomId"]
+    for s in (b, c):
+        send(service, s, {"type": "join_room", "requestId": 1, "roomId": room_id})
+    tick(service, clock)
+    for s in (a, b, c):
+        frames(service, s)
+    # All queued for one tick; b's last action comes after a kicked b.
+    send(service, a, {"type": "action", "action": act("hi")})
+    send(service, a, {"type": "action", "action": act("shout")})
+    send(service, b, {"type": "action", "action": act("hi")})
+    send(service, a, {"type": "action", "action": act("kick", "b")})
+    send(service, b, {"type": "action", "action": act("late")})
+    send(service, a, {"type": "action", "action": act("quiet")})
+    send(service, a, {"type": "action", "action": act("bye")})
+    tick(service, clock)
+    seen = [
+        (m["type"], m.get("clientId") or m.get("player", {}).get("clientId"), m.get("action"))
+        for m in frames(service, c)
+        if m["type"] in ("action", "player_left")
+    ]
+    assert seen == [
+        ("action", "a", act("hi")),
+        ("action", "$server", act("shout", "a")),  # a command comes before its action's relay
+        ("action", "a", act("shout")),
+        ("action", "b", act("hi")),
+        ("player_left", "b", None),
+        ("action", "a", act("kick", "b")),
+        ("action", "a", act("bye")),
+    ]
+    room = service.directory.get("app", room_id)
+    assert room.state["log"] == [
+        "a:hi:nil",
+        "a:shout:nil",
+        "b:hi:nil",
+        "a:kick:b",
+        "a:quiet:nil",
+        "a:bye:nil",
+    ]
