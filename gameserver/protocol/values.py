@@ -30,35 +30,67 @@ def check_text(text: str, what: str) -> None:
             raise BadRequest(f"{what}: string is not valid UTF-8") from None
 
 
+class _Refused(Exception):
+    """A check failed; `where` is built from the inside out as it unwinds,
+    so that values that pass never pay for naming their paths."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.where = ""
+
+
 def check_value(value: Any, max_depth: int, where: str = "$") -> None:
     """Raise BadRequest unless `value` is null, bool, 64-bit int, finite float,
     UTF-8 string, list, or map with string keys, nested at most `max_depth` deep."""
+    try:
+        _check(value, max_depth)
+    except _Refused as refused:
+        raise BadRequest(f"{where}{refused.where}: {refused.reason}") from None
+
+
+def _check(value: Any, depth: int) -> None:
     kind = type(value)
     if value is None or kind is bool or kind is str and value.isascii():
         return
     if kind is int:
         if not INT64_MIN <= value <= INT64_MAX:
-            raise BadRequest(f"{where}: integer out of 64-bit range")
+            raise _Refused("integer out of 64-bit range")
     elif kind is float:
         if not math.isfinite(value):
-            raise BadRequest(f"{where}: number is not finite")
+            raise _Refused("number is not finite")
     elif kind is str:
-        check_text(value, where)
+        _check_utf8(value)
     elif kind is list:
-        if max_depth <= 0:
-            raise BadRequest(f"{where}: nested too deep")
+        if depth <= 0:
+            raise _Refused("nested too deep")
         for i, item in enumerate(value):
-            check_value(item, max_depth - 1, f"{where}[{i}]")
+            try:
+                _check(item, depth - 1)
+            except _Refused as refused:
+                refused.where = f"[{i}]{refused.where}"
+                raise
     elif kind is dict:
-        if max_depth <= 0:
-            raise BadRequest(f"{where}: nested too deep")
+        if depth <= 0:
+            raise _Refused("nested too deep")
         for key, item in value.items():
             if type(key) is not str:
-                raise BadRequest(f"{where}: map keys must be strings")
-            check_text(key, where)
-            check_value(item, max_depth - 1, f"{where}.{key}")
+                raise _Refused("map keys must be strings")
+            if not key.isascii():
+                _check_utf8(key)
+            try:
+                _check(item, depth - 1)
+            except _Refused as refused:
+                refused.where = f".{key}{refused.where}"
+                raise
     else:
-        raise BadRequest(f"{where}: unsupported value type")
+        raise _Refused("unsupported value type")
+
+
+def _check_utf8(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Refused("string is not valid UTF-8") from None
 
 
 _SIZER = msgspec.msgpack.Encoder()

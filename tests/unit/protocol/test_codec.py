@@ -83,6 +83,21 @@ def test_check_value_depth_and_limits():
         check_value(deep, 3)
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"a": [1, {"b": float("nan")}]}, "data.a[1].b: number is not finite"),
+        ({"a": {1: 2}}, "data.a: map keys must be strings"),
+        ({"a": ["x", "\ud800"]}, "data.a[1]: string is not valid UTF-8"),
+        ([[[[1]]]], "data[0][0][0]: nested too deep"),
+    ],
+)
+def test_check_value_names_the_path_of_what_it_refuses(value, message):
+    with pytest.raises(BadRequest) as refused:
+        check_value(value, 3, "data")
+    assert refused.value.message == message
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_any_bytes_decode_or_fail_with_a_remote_error(data):
