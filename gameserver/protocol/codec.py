@@ -13,6 +13,7 @@ and `first_new`, a snapshot carries `paths`. Plain codecs see only the dict.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,11 @@ def _msgpack_array(parts: list[bytes]) -> bytes:
     else:
         header = b"\xdd" + n.to_bytes(4, "big")
     return header + b"".join(parts)
+
+
+# A \uXXXX escape of a high surrogate with no low one after it (msgspec
+# words a lone low surrogate well by itself).
+_LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])")
 
 
 class Codec:
@@ -85,7 +91,14 @@ class JsonCodec(Codec):
         try:
             return self._decoder.decode(data)
         except Exception as exc:
-            raise BadRequest(f"frame does not decode as JSON: {exc}") from None
+            reason = str(exc)
+            if reason == "Input data was truncated" and _LONE_SURROGATE.search(
+                data if isinstance(data, str) else data.decode("utf-8", "replace")
+            ):
+                # What msgspec says for "\ud800" (JavaScript's JSON.stringify
+                # writes a broken emoji that way), which is not truncated at all.
+                reason = "a string holds an unpaired surrogate escape (\\ud800-\\udbff)"
+            raise BadRequest(f"frame does not decode as JSON: {reason}") from None
 
     def frame(self, parts: list[bytes]) -> bytes:
         if len(parts) == 1:

@@ -29,6 +29,22 @@ def test_json_frames_are_plain_json():
     assert json.loads(frame) == [{"a": 1}, {"b": "é"}]
 
 
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        ('{"m": "\\ud83d"}', "a string holds an unpaired surrogate escape"),  # half an emoji
+        (b'{"m": "\\ud83dx"}', "a string holds an unpaired surrogate escape"),
+        ('{"m": "\\ude00"}', "invalid utf-16 surrogate pair"),
+        (b'{"m": "ok", ', "Input data was truncated"),  # truly truncated: said as it is
+    ],
+)
+def test_json_decode_errors_say_what_is_wrong(frame, reason):
+    with pytest.raises(BadRequest) as refused:
+        CODECS["json"].decode(frame)
+    assert reason in refused.value.message
+    assert CODECS["json"].decode('{"m": "\\ud83d\\ude00"}') == {"m": "\U0001f600"}
+
+
 def test_parse_gives_typed_messages_with_defaults():
     msg = parse({"type": "create_room", "requestId": "r1"})
     assert isinstance(msg, CreateRoom) and msg.request_id == "r1"
