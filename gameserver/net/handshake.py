@@ -15,7 +15,7 @@ are checked per handshake, since the admin API may turn them on at any time.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
@@ -25,7 +25,7 @@ from gameserver.config import REQUIRE_SIGNED_CLIENT_ID
 from gameserver.net.peers import PeerCount
 from gameserver.storage import App, AppStore
 
-__all__ = ["WS_PATH", "Accepted", "Gate", "Refusal"]
+__all__ = ["WS_PATH", "Accepted", "Gate", "Refusal", "collect_headers"]
 
 WS_PATH = "/v1/game/ws"
 # What `GET <target> HTTP/1.1\r\n` adds to the request target.
@@ -38,6 +38,7 @@ class Refusal:
 
     status: HTTPStatus
     body: str
+    headers: tuple[tuple[str, str], ...] = ()  # besides Content-Type
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +55,28 @@ URL_TOO_LONG = Refusal(HTTPStatus.REQUEST_URI_TOO_LONG, "the URL is too long (8 
 NOT_ASCII = Refusal(HTTPStatus.BAD_REQUEST, "the URL must be ASCII (percent-encode the rest)\n")
 BAD_QUERY = Refusal(HTTPStatus.BAD_REQUEST, "query parameters must be UTF-8\n")
 UNAUTHORIZED = Refusal(HTTPStatus.UNAUTHORIZED, "missing or unknown public key\n")
+TWO_KEYS = Refusal(HTTPStatus.BAD_REQUEST, "X-Public-Key given more than once\n")
+NOT_AN_UPGRADE = Refusal(
+    HTTPStatus.UPGRADE_REQUIRED,
+    "this endpoint speaks WebSocket only: send a WebSocket upgrade request\n",
+    (("Upgrade", "websocket"), ("Connection", "Upgrade")),
+)
+BAD_VERSION = Refusal(
+    HTTPStatus.UPGRADE_REQUIRED,
+    "only WebSocket version 13 (RFC 6455) is spoken here\n",
+    (("Sec-WebSocket-Version", "13"),),
+)
 TOO_MANY = Refusal(HTTPStatus.TOO_MANY_REQUESTS, "too many connections from this address\n")
 NO_SIGNING_KEY = "this app requires signed client ids but has no signing key yet"
+
+
+def collect_headers(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """A request's headers as the gate reads them: lower-case name → every
+    value sent, in order (a header sent twice must not slip by as one)."""
+    headers: dict[str, list[str]] = {}
+    for name, value in items:
+        headers.setdefault(name.lower(), []).append(value)
+    return headers
 
 
 def parse_query(target: str) -> dict[str, str]:
@@ -85,20 +106,27 @@ class Gate:
         self._clock = clock
 
     def check(
-        self, target: str, headers: Mapping[str, str], peer: str | None
+        self, target: str, headers: Mapping[str, list[str]], peer: str | None
     ) -> Refusal | Accepted:
-        """`target` is the request target as sent (path and query, %-encoded);
-        `peer` the client's IP address, when the transport knows it."""
+        """`target` is the request target as sent (path and query, %-encoded),
+        `headers` as `collect_headers` gives them; `peer` the client's IP
+        address, when the transport knows it."""
         if len(target) > self._max_target:
             return URL_TOO_LONG
         if urlsplit(target).path != WS_PATH:
             return NOT_FOUND
         if peer is not None and self.peers.over_cap(peer):
             return TOO_MANY
+        if [v.lower() for v in headers.get("upgrade", ())] != ["websocket"]:
+            return NOT_AN_UPGRADE
+        if headers.get("sec-websocket-version") != ["13"]:
+            return BAD_VERSION
         try:
             query = parse_query(target)
         except UnicodeDecodeError:
             return BAD_QUERY
+        if len(headers.get("x-public-key", ())) > 1:
+            return TWO_KEYS
         app = self.app_for(headers, query)
         if app is None:
             return UNAUTHORIZED
@@ -122,8 +150,8 @@ class Gate:
             max_lifetime=self._max_token_lifetime,
         )
 
-    def app_for(self, headers: Mapping[str, str], query: Mapping[str, str]) -> App | None:
-        key = query.get("public_key") or headers.get("X-Public-Key") or ""
+    def app_for(self, headers: Mapping[str, list[str]], query: Mapping[str, str]) -> App | None:
+        key = query.get("public_key") or next(iter(headers.get("x-public-key", ())), "")
         if not key.startswith("cb_pk_") or len(key) > 256:
             return None
         app = self._cache.get(key)

@@ -48,7 +48,7 @@ from picows import (
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
 from gameserver.config import Config
-from gameserver.net.handshake import NOT_ASCII, WS_PATH, Accepted, Gate, Refusal
+from gameserver.net.handshake import NOT_ASCII, WS_PATH, Accepted, Gate, Refusal, collect_headers
 from gameserver.net.lifecycle import log_closed, log_open
 from gameserver.net.peers import PeerCount, peer_ip
 from gameserver.net.ticks import TickTimer
@@ -447,7 +447,7 @@ class GameServer:
                 target = request.path.decode("ascii")
             except UnicodeDecodeError:
                 return _refuse(NOT_ASCII)
-            verdict = self._gate.check(target, request.headers, peer)
+            verdict = self._gate.check(target, collect_headers(request.headers.items()), peer)
             if isinstance(verdict, Accepted):
                 return _Link(self, verdict, peer)
             return _refuse(verdict)
@@ -535,6 +535,6 @@ def _refuse(refusal: Refusal) -> WSUpgradeResponseWithListener:
     response = WSUpgradeResponse.create_error_response(
         refusal.status,
         refusal.body.encode(),
-        extra_headers={"Content-Type": "text/plain; charset=utf-8"},
+        extra_headers={"Content-Type": "text/plain; charset=utf-8", **dict(refusal.headers)},
     )
     return WSUpgradeResponseWithListener(response, None)

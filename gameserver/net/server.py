@@ -25,7 +25,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from gameserver.config import Config
-from gameserver.net.handshake import WS_PATH, Accepted, Gate, parse_query
+from gameserver.net.handshake import WS_PATH, Accepted, Gate, collect_headers, parse_query
 from gameserver.net.lifecycle import log_closed, log_open
 from gameserver.net.peers import PeerCount, peer_ip
 from gameserver.net.ticks import TickTimer
@@ -257,16 +257,21 @@ class GameServer:
 
     def _check_handshake(self, ws: ServerConnection, request: Request) -> Response | None:
         # (A request line over 8 KiB never gets here: websockets answers 414 itself.)
-        verdict = self._gate.check(request.path, request.headers, _peer(ws))
+        verdict = self._gate.check(
+            request.path, collect_headers(request.headers.raw_items()), _peer(ws)
+        )
         if isinstance(verdict, Accepted):
             return None
-        return ws.respond(verdict.status, verdict.body)
+        response = ws.respond(verdict.status, verdict.body)
+        for name, value in verdict.headers:
+            response.headers[name] = value
+        return response
 
     async def _handle(self, ws: ServerConnection) -> None:
         request = ws.request
         assert request is not None
         query = parse_query(request.path)
-        app = self._gate.app_for(request.headers, query)
+        app = self._gate.app_for(collect_headers(request.headers.raw_items()), query)
         if app is None:  # the key vanished between handshake and now
             await ws.close(4001, "unauthorized")
             return

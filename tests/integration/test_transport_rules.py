@@ -5,6 +5,7 @@ Every test runs once per transport (the `start_server` fixture)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import struct
 from urllib.parse import urlsplit
@@ -19,19 +20,28 @@ def query_url(server, client_id: str, **extra: str) -> str:
     return f"{server.url}?public_key={server.public_key}&client_id={client_id}{tail}"
 
 
-async def raw_http(server, target: str) -> tuple[int, bytes]:
-    """Send an upgrade request for `target` over a plain socket: (status, body)."""
+UPGRADE_HEADERS = (
+    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+async def raw_request(server, target: str, headers: str) -> tuple[int, str, bytes]:
+    """Send `GET target` with these header lines over a plain socket:
+    (status, response head, body)."""
     port = urlsplit(server.url).port
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n".encode())
     response = await asyncio.wait_for(reader.read(), 5)
     writer.close()
     head, _, body = response.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
+    return int(head.split()[1]), head.decode(), body
+
+
+async def raw_http(server, target: str) -> tuple[int, bytes]:
+    """Send an upgrade request for `target` over a plain socket: (status, body)."""
+    status, _, body = await raw_request(server, target, UPGRADE_HEADERS)
+    return status, body
 
 
 def masked_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False) -> bytes:
@@ -58,6 +68,31 @@ async def test_handshake_refusals(server, path, status):
     got, body = await raw_http(server, path.format(key=server.public_key))
     assert got == status
     assert body.endswith(b"\n") and len(body) < 200  # a short plain-text reason
+
+
+@pytest.mark.parametrize(
+    ("headers", "answer"),
+    [
+        ("", "Upgrade: websocket"),  # a plain GET
+        (UPGRADE_HEADERS.replace(": 13", ": 8"), "Sec-WebSocket-Version: 13"),
+    ],
+)
+async def test_what_is_not_an_rfc_6455_upgrade_gets_426_saying_what_to_send(
+    server, headers, answer
+):
+    target = f"/v1/game/ws?public_key={server.public_key}&client_id=a"
+    status, head, body = await raw_request(server, target, headers)
+    assert status == 426 and answer.lower() in head.lower()
+    assert body.endswith(b"\n") and len(body) < 200
+
+
+async def test_a_public_key_header_sent_twice_is_refused_400(server, caplog):
+    key = f"X-Public-Key: {server.public_key}\r\n"
+    status, _, body = await raw_request(
+        server, "/v1/game/ws?client_id=a", UPGRADE_HEADERS + key + key
+    )
+    assert (status, body) == (400, b"X-Public-Key given more than once\n")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_a_fragmented_message_is_reassembled(server):
