@@ -18,13 +18,29 @@ from typing import Any
 from gameserver.config import LOG_FORMATS
 from gameserver.redact import RedactCredentials
 
-__all__ = ["ClientFaultsAtDebug", "JsonFormatter", "configure_logging"]
+__all__ = ["ClientFaultsAtDebug", "JsonFormatter", "TextFormatter", "configure_logging"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 # websockets adds its connection object as `websocket` to its own lines: not a field.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "websocket"}
+
+
+# Line breaks and other control characters a client put in a field (its id,
+# a close reason, a script's log text) are shown escaped: one record is one
+# line, so nobody can forge a line of the log.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(32), 0x7F, *range(0x80, 0xA0)) if c != 9}
+_ESCAPES |= {10: "\\n", 13: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = record.message.translate(_ESCAPES)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -79,9 +95,7 @@ def configure_logging(level: str, log_format: str) -> None:
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
-    )
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(RedactCredentials())  # secret keys and tokens never reach the log
     handler.addFilter(ClientFaultsAtDebug())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

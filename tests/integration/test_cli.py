@@ -10,6 +10,7 @@ import sys
 import time
 
 import aiohttp
+import msgspec
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -270,6 +271,9 @@ async def test_app_token_mints_what_the_server_accepts(tmp_path):
     assert code == 1 and "no app named" in err
 
 
+FORGED = "2026-01-01 00:00:00,000 ERROR gameserver.service: forged by a client"
+
+
 async def test_the_secret_key_never_reaches_the_logs(tmp_path, transport):
     proc, lines = await start_cli(
         "--data-dir", str(tmp_path), "--log-level", "DEBUG", "--transport", transport
@@ -301,6 +305,14 @@ async def test_the_secret_key_never_reaches_the_logs(tmp_path, transport):
         await player.connect()
         await player.create_room(script_name="duel")
         await player.disconnect()
+        # A client putting the secret and a forged log line wherever it may:
+        # its id, its close reason, and a resume token spelled %-encoded.
+        as_secret = f"{url}?public_key={public_key}&client_id={secret}"
+        async with connect(as_secret) as first:
+            token = msgspec.msgpack.decode(await first.recv())["resumeToken"]
+            async with connect(f"{as_secret}&resume%5Ftoken={token}") as second:
+                await second.recv()  # connected: it took the first one's place
+                await second.close(4000, f"key {secret}\n{FORGED}")
         out, err = await stop_cli(proc)
         stopped = True
     finally:
@@ -312,6 +324,9 @@ async def test_the_secret_key_never_reaches_the_logs(tmp_path, transport):
         assert "DEBUG" in err and "GET /v1/game/ws" in err
     assert secret not in err
     assert secret[len("cb_sk_") :] not in err
+    assert token not in err
+    assert "reason=key cb_sk_<redacted>\\n" + FORGED in err  # escaped, on its own line
+    assert not [line for line in err.splitlines() if line.startswith(FORGED[:10])]
     stdout_lines = [*lines, *out.splitlines()]
     assert [i for i, line in enumerate(stdout_lines) if secret in line] == [shown]
 
@@ -329,6 +344,12 @@ async def test_log_format_json_writes_one_object_per_line_with_lifecycle_fields(
             lines.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip())
         url = re.search(r"connect: (ws://\S+)\?public_key=(cb_pk_\S+)&client_id=", "\n".join(lines))
         assert url is not None
+        fake_secret = "cb_sk_" + "s3cr3t" * 6
+        async with connect(
+            f"{url.group(1)}?public_key={url.group(2)}&client_id={fake_secret}"
+        ) as ws:
+            await ws.recv()
+            await ws.close(4000, f"key {fake_secret}")
         client = GameClient(url.group(1), url.group(2), "json-player")
         await client.connect()
         await client.create_room(room_id="logged-room", script_name="arena")
@@ -358,6 +379,8 @@ async def test_log_format_json_writes_one_object_per_line_with_lifecycle_fields(
     # Lifecycles only: nothing per message.
     assert not any("action" in r["message"] or "ping" in r["message"] for r in records)
     assert not any(r["level"] in ("ERROR", "CRITICAL") for r in records)
+    assert fake_secret[6:] not in err.decode()  # nor in any field
+    assert any(r.get("client") == "cb_sk_<redacted>" for r in records)
 
 
 async def test_a_clients_malformed_bytes_never_make_an_error_line(tmp_path):

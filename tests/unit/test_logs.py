@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 
-from gameserver.logs import JsonFormatter
+from gameserver.logs import JsonFormatter, TextFormatter
 
 
 def record(exc_info=None, extra=None) -> logging.LogRecord:
@@ -35,3 +35,22 @@ def test_a_traceback_and_a_non_json_field_still_make_one_line():
     entry = json.loads(line)
     assert "Traceback" in entry["exc_info"] and "ValueError: boom" in entry["exc_info"]
     assert entry["peer"] == ["127.0.0.1", 9]
+
+
+def test_the_text_format_escapes_what_could_forge_a_line():
+    reason = "bye\n2026-01-01 00:00:00,000 ERROR gameserver.service: forged\r\x1b[31m\u2028"
+    line = TextFormatter().format(
+        logging.makeLogRecord({"msg": "closed reason=%s", "args": (reason,), "levelname": "INFO"})
+    )
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\u2028" not in line
+    assert line.endswith(
+        "closed reason=bye\\n2026-01-01 00:00:00,000 ERROR gameserver.service: forged\\r\\x1b[31m\\u2028"
+    )
+
+
+def test_a_traceback_still_spans_its_lines_in_the_text_format():
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        text = TextFormatter().format(record(exc_info=sys.exc_info()))
+    assert text.splitlines()[1] == "Traceback (most recent call last):"
