@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gameserver.config import LOG_FORMATS
-from gameserver.redact import RedactCredentials
+from gameserver.redact import RedactCredentials, redact
 
 __all__ = ["ClientFaultsAtDebug", "JsonFormatter", "TextFormatter", "configure_logging"]
 
@@ -35,12 +35,26 @@ _ESCAPES |= {10: "\\n", 13: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 class TextFormatter(logging.Formatter):
+    """Each record is one line; a traceback follows it with every line
+    indented, so that nothing in it (an exception's message may quote what a
+    client sent) can pass for a record of its own."""
+
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
         record.message = record.message.translate(_ESCAPES)
         return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802
+        return _indented(redact(super().formatException(ei)))
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return _indented(redact(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  " + line.translate(_ESCAPES) for line in text.splitlines())
 
 
 class JsonFormatter(logging.Formatter):
@@ -57,9 +71,9 @@ class JsonFormatter(logging.Formatter):
             if key not in _RECORD_FIELDS and key not in entry:
                 entry[key] = value
         if record.exc_info:
-            entry["exc_info"] = self.formatException(record.exc_info)
+            entry["exc_info"] = redact(self.formatException(record.exc_info))
         if record.stack_info:
-            entry["stack_info"] = self.formatStack(record.stack_info)
+            entry["stack_info"] = redact(self.formatStack(record.stack_info))
         # default=str: a field that is not JSON (a path, an address tuple) still
         # makes a line, never an error inside the logging call.
         return json.dumps(entry, default=str)

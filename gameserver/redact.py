@@ -15,6 +15,8 @@ import logging
 import re
 from urllib.parse import unquote
 
+from websockets.frames import Frame
+
 __all__ = ["RedactCredentials", "redact"]
 
 # A secret key anywhere; the value of a `token` or `resume_token` (bearer
@@ -44,6 +46,13 @@ def redact(text: str) -> str:
 
 class RedactCredentials(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if type(args) is tuple and len(args) == 1 and isinstance(args[0], Frame):
+            # websockets logs each frame at DEBUG with the start and end of its
+            # payload: whatever a message holds (a resume token in `connected`,
+            # a key a player typed into chat), cut where no pattern finds it.
+            frame = args[0]
+            record.args = (f"{frame.opcode.name} [{len(frame.data)} bytes]",)
         message = record.getMessage()
         clean = redact(message)
         if clean != message:

@@ -48,9 +48,15 @@ def test_the_text_format_escapes_what_could_forge_a_line():
     )
 
 
-def test_a_traceback_still_spans_its_lines_in_the_text_format():
+def test_a_traceback_follows_its_record_indented_and_without_secrets():
     try:
-        raise ValueError("boom")
+        raise ValueError("bad header: cb_sk_s3cret token=t0k\n2026-01-01 00:00:00,000 ERROR forged")
     except ValueError:
-        text = TextFormatter().format(record(exc_info=sys.exc_info()))
-    assert text.splitlines()[1] == "Traceback (most recent call last):"
+        info = sys.exc_info()
+    lines = TextFormatter().format(record(exc_info=info)).splitlines()
+    assert lines[0].endswith("room a/r disposed")
+    assert lines[1] == "  Traceback (most recent call last):"
+    assert all(line.startswith("  ") for line in lines[1:])  # nothing passes for a record
+    assert "s3cret" not in "\n".join(lines) and "t0k" not in "\n".join(lines)
+    entry = json.loads(JsonFormatter().format(record(exc_info=info)))
+    assert "s3cret" not in entry["exc_info"] and "cb_sk_<redacted>" in entry["exc_info"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from websockets.frames import Frame, Opcode
+
 from gameserver.redact import RedactCredentials, redact
 
 
@@ -43,3 +45,10 @@ def test_extra_fields_lose_credentials_as_the_message_does():
         "see token=<redacted>",
         4000,
     )
+
+
+def test_websockets_frame_lines_keep_only_the_frames_kind_and_size():
+    frame = Frame(Opcode.TEXT, b'{"type":"connected","resumeToken":"live-token-123"}')
+    record = logging.makeLogRecord({"msg": "> %s", "args": (frame,)})
+    assert RedactCredentials().filter(record)
+    assert record.getMessage() == f"> TEXT [{len(frame.data)} bytes]"
