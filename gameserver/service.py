@@ -221,11 +221,12 @@ class GameService:
                 self._rate_limited(session, 1, now)
             return
         if type(decoded) is list:
-            if len(decoded) > self.config.max_messages_per_frame:
+            if not 0 < len(decoded) <= self.config.max_messages_per_frame:
                 session.send(
                     m.error(
                         "bad_request",
-                        f"at most {self.config.max_messages_per_frame} messages per frame",
+                        "a frame holds one message or an array of 1 to "
+                        f"{self.config.max_messages_per_frame} messages",
                     )
                 )
                 return

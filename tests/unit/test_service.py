@@ -146,7 +146,7 @@ def test_a_reader_that_falls_behind_gets_one_snapshot_instead_of_the_backlog():
     assert delta["fromVersion"] == version and not b.behind
 
 
-def test_a_frame_of_more_than_256_messages_is_refused_whole(game):
+def test_a_frame_of_no_or_more_than_256_messages_is_refused_whole(game):
     service, _ = game
     a = service.open_session("app", "a", None, None)
     frames(service, a)
@@ -156,6 +156,9 @@ def test_a_frame_of_more_than_256_messages_is_refused_whole(game):
     assert reply["code"] == "bad_request" and "256" in reply["message"]
     send(service, a, *[ping] * 256)
     assert [m["type"] for m in frames(service, a)] == ["pong"] * 256
+    service.receive(a, msgspec.msgpack.encode([]))  # an empty array: no message at all
+    (reply,) = frames(service, a)
+    assert reply["code"] == "bad_request" and "1 to 256" in reply["message"]
 
 
 def test_an_apps_own_rate_limits_apply_to_its_connections_others_keep_the_defaults():
