@@ -88,6 +88,7 @@ class Frames(WSListener):
         self._close_timeout = config.close_timeout
         self.transport: WSTransport | None = None
         self._closing = False
+        self._refused_close = False  # the peer's close frame was broken: we answered 1002/1007
         self._ping: asyncio.TimerHandle | None = None
         self._awaiting_pong = False
         self._parts: list[bytes] | None = None  # a fragmented message so far
@@ -177,6 +178,7 @@ class Frames(WSListener):
                 # The peer closes: echo its close frame as it came (RFC 6455 5.5.1).
                 transport.send(WSMsgType.CLOSE, payload)
             else:
+                self._refused_close = True
                 transport.send_close(broken[0], broken[1].encode())  # type: ignore[arg-type]
         # Either way the close handshake is complete: the server ends the TCP
         # connection (after what is buffered; cut if that does not drain).
@@ -284,7 +286,12 @@ class _Link(Frames):
             del server.links[session]
         self._service.close_session(session, left=left)
         server.flush()
-        said = received if received is not None else handshake and handshake.sent
+        # What ended it: the peer's close, unless it was broken and we answered it.
+        said = (
+            received
+            if received is not None and not self._refused_close
+            else handshake and handshake.sent
+        )
         code = _code(said.code) if said else 1006
         reason = _text(said.reason) if said else ""
         asked = session.close_request

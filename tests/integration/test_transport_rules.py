@@ -146,6 +146,20 @@ async def test_a_protocol_violation_closes_1002(server, frame):
         assert ws.close_code == 1002
 
 
+async def test_a_broken_close_frame_is_answered_and_logged_as_1002(server, caplog):
+    caplog.set_level(logging.INFO, "gameserver.net")
+    async with connect(query_url(server, "closer"), compression=None) as ws:
+        await ws.recv()
+        ws.transport.write(masked_frame(0x8, struct.pack("!H", 5000) + b"\nforged"))
+        await asyncio.wait_for(ws.wait_closed(), 5)
+    for _ in range(100):  # the line comes when the server sees the TCP end
+        closed = [r for r in caplog.records if getattr(r, "event", "") == "connection_closed"]
+        if closed:
+            break
+        await asyncio.sleep(0.02)
+    assert [(r.client, r.code) for r in closed] == [("closer", 1002)]  # ours, not its 5000
+
+
 async def test_an_unanswered_keepalive_ping_closes_1011(start_server):
     server = await start_server(ping_interval=0.3, close_timeout=0.3)
     async with connect(query_url(server, "k"), compression=None, ping_interval=None) as ws:
