@@ -56,6 +56,7 @@ NOT_ASCII = Refusal(HTTPStatus.BAD_REQUEST, "the URL must be ASCII (percent-enco
 BAD_QUERY = Refusal(HTTPStatus.BAD_REQUEST, "query parameters must be UTF-8\n")
 UNAUTHORIZED = Refusal(HTTPStatus.UNAUTHORIZED, "missing or unknown public key\n")
 TWO_KEYS = Refusal(HTTPStatus.BAD_REQUEST, "X-Public-Key given more than once\n")
+TWO_WS_KEYS = Refusal(HTTPStatus.BAD_REQUEST, "Sec-WebSocket-Key given more than once\n")
 NOT_AN_UPGRADE = Refusal(
     HTTPStatus.UPGRADE_REQUIRED,
     "this endpoint speaks WebSocket only: send a WebSocket upgrade request\n",
@@ -77,6 +78,11 @@ def collect_headers(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     for name, value in items:
         headers.setdefault(name.lower(), []).append(value)
     return headers
+
+
+def _lists(values: Iterable[str], token: str) -> bool:
+    """Whether a comma-separated header (`Connection: keep-alive, Upgrade`) names `token`."""
+    return any(part.strip().lower() == token for value in values for part in value.split(","))
 
 
 def parse_query(target: str) -> dict[str, str]:
@@ -117,10 +123,14 @@ class Gate:
             return NOT_FOUND
         if peer is not None and self.peers.over_cap(peer):
             return TOO_MANY
-        if [v.lower() for v in headers.get("upgrade", ())] != ["websocket"]:
+        if [v.lower() for v in headers.get("upgrade", ())] != ["websocket"] or not _lists(
+            headers.get("connection", ()), "upgrade"
+        ):
             return NOT_AN_UPGRADE
         if headers.get("sec-websocket-version") != ["13"]:
             return BAD_VERSION
+        if len(headers.get("sec-websocket-key", ())) > 1:
+            return TWO_WS_KEYS
         try:
             query = parse_query(target)
         except UnicodeDecodeError:

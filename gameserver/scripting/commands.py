@@ -19,6 +19,10 @@ __all__ = ["CommandRunner", "SERVER_ID"]
 SERVER_ID = "$server"  # the clientId of actions a script broadcasts or sends
 
 log = logging.getLogger("gameserver.script")
+# room:log's levels; any other word logs at info (a script cannot write
+# CRITICAL lines, nor ones that vanish).
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_LEVELS["error"] = logging.ERROR
 
 
 def _server_action(room: Room, action_type: str, data: Any) -> dict[str, Any]:
@@ -91,9 +95,8 @@ class CommandRunner:
             self._log_dropped += 1
             return
         self._log_lines += 1
-        levelno = logging.getLevelName(level.upper())
         log.log(
-            levelno if isinstance(levelno, int) else logging.INFO,
+            _LEVELS.get(level.lower(), logging.INFO),
             "room %s/%s: %s",
             room.app_id,
             room.id,

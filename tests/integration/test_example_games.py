@@ -58,7 +58,11 @@ function onAction(room, clientId, action)
     for _ in pairs(room.players) do n = n + 1 end
     room:send(clientId, "you", {players = n, time = room.time, tick = room.tick, meta = room.metadata.map})
   end
-  if action.type == "log" then room:log("warning", "from", clientId) end
+  if action.type == "log" then
+    room:log("warning", "from", clientId)
+    room:log("critical", "not", "louder")
+    room:log("notset", "not lost")
+  end
   return false
 end
 """
@@ -102,10 +106,13 @@ async def test_the_room_api_kick_lock_send_time_players(start_server, caplog):
     assert (await barrier())["players"] == 1
 
     await a.send_action("unlock")
-    with caplog.at_level("WARNING", logger="gameserver.script"):
+    with caplog.at_level("INFO", logger="gameserver.script"):
         await a.send_action("log")
         await barrier()
-    assert any("room app_" in r.getMessage() and "from a" in r.getMessage() for r in caplog.records)
+    script_lines = [r for r in caplog.records if r.name == "gameserver.script"]
+    logged = [(r.levelname, r.getMessage().split(": ", 1)[1]) for r in script_lines]
+    assert logged[-3:] == [("WARNING", "from a"), ("INFO", "not louder"), ("INFO", "not lost")]
+    assert script_lines[-1].getMessage().startswith("room app_")
     assert (await c.join_room("api"))["roomId"] == "api"
     for client in (a, b, c):
         await client.disconnect()

@@ -11,7 +11,7 @@ from gameserver.net.peers import PeerCount
 from gameserver.storage import SqliteAppStore
 
 # What every WebSocket handshake carries.
-UPGRADE = {"upgrade": ["websocket"], "sec-websocket-version": ["13"]}
+UPGRADE = {"upgrade": ["websocket"], "connection": ["Upgrade"], "sec-websocket-version": ["13"]}
 
 
 @pytest.fixture
@@ -31,32 +31,37 @@ def test_a_good_request_names_the_app_and_the_query(gate_and_key):
 
 def test_the_key_may_come_as_a_header(gate_and_key):
     gate, key = gate_and_key
-    headers = collect_headers([("Upgrade", "WebSocket"), ("Sec-WebSocket-Version", "13")])
+    headers = collect_headers(
+        [("Upgrade", "WebSocket"), ("Connection", "upgrade"), ("Sec-WebSocket-Version", "13")]
+    )
     headers |= collect_headers([("X-Public-Key", key)])
     assert isinstance(gate.check(f"{WS_PATH}?client_id=a", headers, None), Accepted)
 
 
-def test_a_key_header_sent_twice_is_refused(gate_and_key):
+@pytest.mark.parametrize("name", ["X-Public-Key", "Sec-WebSocket-Key"])
+def test_a_key_header_sent_twice_is_refused(gate_and_key, name):
     gate, key = gate_and_key
-    headers = UPGRADE | collect_headers([("X-Public-Key", key), ("x-public-key", key)])
+    headers = UPGRADE | collect_headers([("X-Public-Key", key), (name, key), (name.lower(), key)])
     verdict = gate.check(f"{WS_PATH}?client_id=a", headers, None)
     assert isinstance(verdict, Refusal) and verdict.status == HTTPStatus.BAD_REQUEST
+    assert verdict.body == f"{name} given more than once\n"
+
+
+UP = {"upgrade": ["websocket"], "connection": ["keep-alive, Upgrade"]}
 
 
 @pytest.mark.parametrize(
     ("headers", "answer_header"),
     [
         ({}, ("Upgrade", "websocket")),  # a plain GET
-        ({"upgrade": ["h2c"], "sec-websocket-version": ["13"]}, ("Upgrade", "websocket")),
+        (UP | {"upgrade": ["h2c"], "sec-websocket-version": ["13"]}, ("Upgrade", "websocket")),
         (
-            {"upgrade": ["websocket"], "sec-websocket-version": ["8"]},
-            ("Sec-WebSocket-Version", "13"),
+            UP | {"connection": ["keep-alive"], "sec-websocket-version": ["13"]},
+            ("Upgrade", "websocket"),
         ),
-        (
-            {"upgrade": ["websocket"], "sec-websocket-version": ["13", "13"]},
-            ("Sec-WebSocket-Version", "13"),
-        ),
-        ({"upgrade": ["websocket"]}, ("Sec-WebSocket-Version", "13")),
+        (UP | {"sec-websocket-version": ["8"]}, ("Sec-WebSocket-Version", "13")),
+        (UP | {"sec-websocket-version": ["13", "13"]}, ("Sec-WebSocket-Version", "13")),
+        (UP, ("Sec-WebSocket-Version", "13")),
     ],
 )
 def test_what_is_not_an_rfc_6455_upgrade_gets_426_saying_what_to_send(
