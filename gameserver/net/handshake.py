@@ -55,7 +55,7 @@ URL_TOO_LONG = Refusal(HTTPStatus.REQUEST_URI_TOO_LONG, "the URL is too long (8 
 NOT_ASCII = Refusal(HTTPStatus.BAD_REQUEST, "the URL must be ASCII (percent-encode the rest)\n")
 BAD_QUERY = Refusal(HTTPStatus.BAD_REQUEST, "query parameters must be UTF-8\n")
 UNAUTHORIZED = Refusal(HTTPStatus.UNAUTHORIZED, "missing or unknown public key\n")
-TWO_KEYS = Refusal(HTTPStatus.BAD_REQUEST, "X-Public-Key given more than once\n")
+TWO_PUBLIC_KEYS = Refusal(HTTPStatus.BAD_REQUEST, "X-Public-Key given more than once\n")
 TWO_WS_KEYS = Refusal(HTTPStatus.BAD_REQUEST, "Sec-WebSocket-Key given more than once\n")
 NOT_AN_UPGRADE = Refusal(
     HTTPStatus.UPGRADE_REQUIRED,
@@ -80,9 +80,11 @@ def collect_headers(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     return headers
 
 
-def _lists(values: Iterable[str], token: str) -> bool:
-    """Whether a comma-separated header (`Connection: keep-alive, Upgrade`) names `token`."""
-    return any(part.strip().lower() == token for value in values for part in value.split(","))
+def _is_upgrade(headers: Mapping[str, list[str]]) -> bool:
+    """`Upgrade: websocket`, once, and a `Connection` header that names
+    `Upgrade` among its tokens (`keep-alive, Upgrade` from some browsers)."""
+    tokens = {t.strip().lower() for v in headers.get("connection", ()) for t in v.split(",")}
+    return [v.lower() for v in headers.get("upgrade", ())] == ["websocket"] and "upgrade" in tokens
 
 
 def parse_query(target: str) -> dict[str, str]:
@@ -123,9 +125,7 @@ class Gate:
             return NOT_FOUND
         if peer is not None and self.peers.over_cap(peer):
             return TOO_MANY
-        if [v.lower() for v in headers.get("upgrade", ())] != ["websocket"] or not _lists(
-            headers.get("connection", ()), "upgrade"
-        ):
+        if not _is_upgrade(headers):
             return NOT_AN_UPGRADE
         if headers.get("sec-websocket-version") != ["13"]:
             return BAD_VERSION
@@ -136,7 +136,7 @@ class Gate:
         except UnicodeDecodeError:
             return BAD_QUERY
         if len(headers.get("x-public-key", ())) > 1:
-            return TWO_KEYS
+            return TWO_PUBLIC_KEYS
         app = self.app_for(headers, query)
         if app is None:
             return UNAUTHORIZED

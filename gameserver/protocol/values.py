@@ -25,9 +25,9 @@ def check_text(text: str, what: str) -> None:
     """A string must encode as UTF-8 (no lone surrogates)."""
     if not text.isascii():
         try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadRequest(f"{what}: string is not valid UTF-8") from None
+            _check_utf8(text)
+        except _Refused as refused:
+            raise BadRequest(f"{what}: {refused.reason}") from None
 
 
 class _Refused(Exception):

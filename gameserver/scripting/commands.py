@@ -21,8 +21,12 @@ SERVER_ID = "$server"  # the clientId of actions a script broadcasts or sends
 log = logging.getLogger("gameserver.script")
 # room:log's levels; any other word logs at info (a script cannot write
 # CRITICAL lines, nor ones that vanish).
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
-_LEVELS["error"] = logging.ERROR
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def _server_action(room: Room, action_type: str, data: Any) -> dict[str, Any]:
