@@ -17,6 +17,8 @@ from gameserver.config import Config
 from gameserver.net.echo import start_echo
 
 # The one MUST-level failure of each library, and why it is not ours to fix.
+# Each may pass on a given run (7.1.2 needs both close frames in one read);
+# any other failure fails the test.
 KNOWN_FAILURES = {
     # A close frame in the middle of a fragmented message: websockets fails
     # the connection with 1002 "incomplete fragmented message"; Autobahn wants
@@ -45,4 +47,4 @@ async def test_autobahn_protocol_cases_against_our_socket_layer(transport):
     verdicts = {r.case_id: r.behavior.value for r in results}
     assert len(verdicts) == 247  # kosoku 0.1.0's cases less 9, 12 and 13
     failed = {case for case, verdict in verdicts.items() if verdict not in ACCEPTABLE}
-    assert failed == KNOWN_FAILURES[transport], {case: verdicts[case] for case in failed}
+    assert failed <= KNOWN_FAILURES[transport], {case: verdicts[case] for case in failed}
