@@ -165,11 +165,16 @@ REQUIRE_SIGNED_CLIENT_ID = "requireSignedClientId"
 APP_FLAGS = (REQUIRE_SIGNED_CLIENT_ID,)
 
 
+def _whole(value: float) -> float:
+    """60.0 as 60: what reads back as an integer can be written back."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def app_limits(config: Config, stored: dict[str, int]) -> dict[str, float | bool]:
     """Every APP_SETTINGS value and APP_FLAGS switch in force for an app: its
     own where it set one, else the server's."""
     limits: dict[str, float | bool] = {
-        name: stored.get(name, getattr(config, field))
+        name: stored.get(name, _whole(getattr(config, field)))
         for name, (field, _, _) in APP_SETTINGS.items()
     }
     for name in APP_FLAGS:

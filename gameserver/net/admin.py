@@ -194,6 +194,8 @@ def admin_app(
             if setting is None:
                 raise _Refusal(400, "bad_request", f"unknown setting {name[:64]!r}")
             _, low, high = setting
+            if type(value) is float and value.is_integer():
+                value = int(value)  # 60.0, as a JSON library may write 60
             if value is not None and (type(value) is not int or not low <= value <= high):
                 raise _Refusal(
                     400, "bad_request", f"{name} must be an integer in {low}..{high} or null"

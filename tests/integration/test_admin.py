@@ -325,6 +325,15 @@ async def test_rate_settings_out_of_range_are_400(admin, body, says):
     assert (await (await admin.get("settings")).json())["messagesPerSecond"] == 60  # unchanged
 
 
+async def test_settings_read_back_can_be_written_back(admin):
+    settings = await (await admin.get("settings")).json()
+    assert type(settings["messagesPerSecond"]) is int  # the server's default, 60
+    response = await admin.patch("settings", json=settings)
+    assert response.status == 200 and await response.json() == settings
+    response = await admin.patch("settings", json={"messageBurst": 150.0})  # how some write 150
+    assert response.status == 200 and (await response.json())["messageBurst"] == 150
+
+
 async def test_health_and_readiness(start_server):
     server = await start_server()
     base = f"http://127.0.0.1:{server.app.admin_port}"
