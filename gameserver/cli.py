@@ -53,7 +53,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--admin-port",
         type=int,
-        default=None,
+        default=argparse.SUPPRESS,  # (not "default: None" in --help)
         help="port of the admin HTTP API (scripts); default: --port + 1",
     )
     p.add_argument(
@@ -239,7 +239,7 @@ def _config_from(args: argparse.Namespace) -> Config:
     return Config(
         host=args.host,
         port=args.port,
-        admin_port=args.admin_port,
+        admin_port=getattr(args, "admin_port", None),
         tick_rate=args.tick_rate,
         data_dir=args.data_dir,
         scripts_dirs=(*args.scripts_dir, BUILTIN_SCRIPTS_DIR),
