@@ -197,13 +197,14 @@ async def run(
     warmup: float,
     encoding: str = "msgpack",
     transport: str | None = None,
+    watch: bool = False,
 ) -> dict:
     rooms = max(1, clients // ROOM_SIZE)
     clients = rooms * ROOM_SIZE
     data_dir = tempfile.mkdtemp(prefix="gs-bench-")
     server = await asyncio.create_subprocess_exec(
         sys.executable, str(HERE / "serve.py"), data_dir, "--cpu", "0",
-        *(["--transport", transport] if transport else []),
+        *(["--transport", transport] if transport else []), *(["--watch"] if watch else []),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -334,9 +335,16 @@ def main() -> None:
     )
     parser.add_argument("--step", type=int, default=64)
     parser.add_argument("--encoding", choices=("msgpack", "compact"), default="msgpack")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="the server samples what its loop does during stalls, to stderr (bench/serve.py)",
+    )
     args = parser.parse_args()
     if not args.sweep:
-        result = run(args.clients, args.duration, args.warmup, args.encoding, args.transport)
+        result = run(
+            args.clients, args.duration, args.warmup, args.encoding, args.transport, args.watch
+        )
         print(json.dumps(uvloop.run(result)))
         return
     best = None

@@ -1,10 +1,16 @@
 """The server side of a benchmark run: the real GameApp in its own process.
 
-    python bench/serve.py DATA_DIR [--cpu N] [--tick-rate 64] [--transport websockets|picows]
+    python bench/serve.py DATA_DIR [--cpu N] [--tick-rate 64] [--transport websockets|picows] [--watch]
 
 Prints `READY <port> <public_key>` once listening. SIGUSR1 starts the
 measured window (resets the tick statistics); SIGTERM ends it: one JSON line
 of tick statistics on stdout, then a normal shutdown.
+
+`--watch` tells where a stall went: a thread samples what the event loop's
+thread is doing whenever the next tick is more than a period overdue, and
+writes each sample to stderr (`STALL <ms> late` and the innermost frames). Samples missing for a stretch of the stall mean that
+neither thread ran: the process was off its CPU. The thread wakes every
+2 ms, which costs a little CPU of its own.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ import gc
 import json
 import os
 import signal
+import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 
 import uvloop
@@ -25,6 +34,7 @@ from gameserver import _accel
 from gameserver.app import GameApp
 from gameserver.config import Config
 from gameserver.engine import TickStats
+from gameserver.service import GameService
 
 
 class GcPauses:
@@ -52,12 +62,34 @@ class GcPauses:
         return {"gc_collections": self.count, "gc_max_pause_ms": [round(m, 2) for m in self.max_ms]}
 
 
+class StallWatch:
+    """Samples the event loop thread's stack while a tick is overdue."""
+
+    def __init__(self, service: GameService, tick_rate: int) -> None:
+        self.armed = False  # from the start of the measured window
+        self.service = service
+        self.limit = 1 / tick_rate  # a tick this late is about to be skipped
+        self.loop_thread = threading.main_thread().ident
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.002)
+            deadline = self.service.next_deadline()  # a read; the loop's thread writes
+            late = time.monotonic() - deadline if deadline is not None else 0.0
+            if self.armed and late > self.limit:
+                frame = sys._current_frames().get(self.loop_thread)
+                stack = "".join(traceback.format_stack(frame)[-4:]) if frame else ""
+                print(f"STALL {late * 1000:.1f} ms late\n{stack}", file=sys.stderr, flush=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--cpu", type=int, default=None)
     parser.add_argument("--tick-rate", type=int, default=64)
     parser.add_argument("--transport", choices=("websockets", "picows"), default=None)
+    parser.add_argument("--watch", action="store_true", help="sample the stalls (see above)")
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -80,10 +112,13 @@ async def main() -> None:
 
     pauses = GcPauses()
     gc.callbacks.append(pauses.on_gc)
+    watch = StallWatch(app.service, args.tick_rate) if args.watch else None
 
     def reset() -> None:
         app.service.scheduler.stats = TickStats()
         pauses.reset()
+        if watch is not None:
+            watch.armed = True
 
     loop.add_signal_handler(signal.SIGUSR1, reset)
     loop.add_signal_handler(signal.SIGTERM, done.set)

@@ -371,7 +371,7 @@ class _Link(Frames):
         self._stats.bytes_in += len(data)
         self._service.receive(session, data)
         self._server.flush()
-        self._server.ticks.arm()
+        self._server.ticks.after_input()
 
 
 class GameServer:

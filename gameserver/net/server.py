@@ -212,7 +212,7 @@ class GameServer:
         self._max_message_bytes = max_message_bytes
         self._links: dict[Session, _Link] = {}
         self._server: Server | None = None
-        self._ticks = TickTimer(service, self.flush)
+        self.ticks = TickTimer(service, self.flush)
 
     # Lifecycle --------------------------------------------------------------
 
@@ -234,7 +234,7 @@ class GameServer:
         then are cut off."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        self._ticks.cancel()
+        self.ticks.cancel()
         if self._server is not None:
             self._server.close(close_connections=False)
         self.service.shutdown()
@@ -298,7 +298,7 @@ class GameServer:
                 stats.bytes_in += len(data)
                 self.service.receive(session, data)
                 self.flush()
-                self._ticks.arm()
+                self.ticks.after_input()
         except ConnectionClosed:
             pass
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -279,6 +280,23 @@ async def test_shutdown_closes_rooms_and_sockets(start_server):
     message = await closed
     assert message == {"type": "room_closed", "roomId": "r", "reason": "server_shutdown"}
     assert await a.wait_closed() == 1001
+
+
+async def test_a_due_tick_runs_from_the_input_path_when_the_loops_timers_lag(server, clients):
+    # Under load, one round of reading sockets holds the loop's timers back;
+    # a frame handled after a tick's deadline runs that tick at once.
+    (player,) = await clients("p")
+    await player.create_room(script_name="arena", tick_rate=64)
+    await player.wait_until(lambda s: s.get("tick", 0) >= 2)
+    (room,) = server.app.service.directory
+    ticks = server.app.server.ticks
+    time.sleep(0.05)  # the loop is held: its timer cannot fire
+    before = room.tick
+    ticks.after_input()
+    ran = room.tick
+    assert ran > before  # at once, from the input path
+    ticks.after_input()  # the next deadline is a period away: never early
+    assert room.tick == ran
 
 
 async def test_a_faster_room_starts_ticking_at_once_beside_a_slow_one(clients):
