@@ -1,9 +1,10 @@
 """`LuaRoomScript`: the room-handler lifecycle, implemented by a Lua script.
 
-The engine calls `init` once, then `player_join` / `player_leave` / `action`
-as they happen and `tick` once per tick. Each call is exactly one Lua call.
-Hooks other than `tick` raise `ScriptError` when the script fails; `tick`
-returns its error instead, so the room keeps ticking. Changes a script makes
+The engine calls `init` once, then `player_join` / `player_leave` as they
+happen, and at each tick `actions` with the queued actions, then `tick`.
+Each call is exactly one Lua call. Hooks other than `tick` and `actions`
+raise `ScriptError` when the script fails; those two return their error
+instead, so the room keeps ticking. Changes a script makes
 to `room.state` are never lost to a failure: `tick` returns all of them, in
 wire form, since the previous `tick`.
 
