@@ -8,7 +8,9 @@ resuming player replays the missed deltas, definitions included.
 
 The table grows with every new path a delta carries; when it holds
 `max_paths` entries the next delta starts a new one (it is flagged `reset`
-and numbers its paths from 0), so a long-lived room stays bounded.
+and numbers its paths from 0), so a long-lived room stays bounded. A new
+table is a new `ids` dict: the old one stays as it was for the deltas that
+used it, which a resuming player may still be sent.
 """
 
 from __future__ import annotations
@@ -47,13 +49,13 @@ class PathTable:
 
     def intern(self, changes: list[dict[str, Any]]) -> int:
         """Number the new paths of one delta's changes, in order. Returns the
-        first number given (-1 when the table started over for this delta)."""
-        ids, names = self.ids, self.names
-        first = len(names)
+        first number given (-1 when the table started over for this delta:
+        `ids` is a new dict then, so read it after this call)."""
+        first = len(self.names)
         if first >= self.max_paths:
-            ids.clear()
-            names.clear()
+            self.ids, self.names = {}, []
             first = -1
+        ids, names = self.ids, self.names
         for change in changes:
             path = change["path"]
             if path not in ids:

@@ -25,6 +25,7 @@ clients see); tick arithmetic lives in the scheduler.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,6 +121,9 @@ class Room:
         self.locked = False  # a locked room refuses joins (the script decides)
         self.history = DeltaHistory()
         self.paths = PathTable(max_paths)
+        # (fromVersion of the delta that started it, its ids) for each path
+        # table the resume history still uses, oldest first.
+        self._tables: list[tuple[int, dict[str, int]]] = [(0, self.paths.ids)]
         self._history_ticks = history_ticks
         self._stats = stats  # the server's counters (script errors)
 
@@ -273,10 +277,10 @@ class Room:
                 "changes": effective,
             },
         )
-        message.ids = self.paths.ids
         message.first_new = self.paths.intern(effective)
-        if message.first_new < 0:  # a new path table: older deltas cannot be replayed
-            self.history = DeltaHistory()
+        message.ids = self.paths.ids
+        if message.first_new < 0:  # a new path table from this delta on
+            self._tables.append((self.version - 1, message.ids))
         self.sink.broadcast(self, message, exclude)
         if self._history_ticks:
             self._remember(message)
@@ -287,6 +291,10 @@ class Room:
         self.history.append(self.version - 1, self.tick, data, message.first_new)
         # By age, plus a bound on count (joins add deltas between ticks).
         self.history.forget_before(self.tick - self._history_ticks, 4 * self._history_ticks)
+        # Path tables the kept deltas no longer use can go.
+        tables = self._tables
+        while len(tables) > 1 and tables[1][0] <= self.history.first_version:
+            del tables[0]
 
     def deltas_since(self, version: int) -> list[DeltaMessage] | None:
         """The delta messages from `version` to now, in order, or None when
@@ -298,9 +306,11 @@ class Room:
         if kept is None:
             return None
         out = []
-        for data, first_new in kept:
+        for from_version, (data, first_new) in enumerate(kept, start=version):
             message = DeltaMessage(msgspec.msgpack.decode(data))
-            message.ids, message.first_new = self.paths.ids, first_new
+            # The path table this delta was numbered in (a reset starts one).
+            at = bisect_right(self._tables, from_version, key=lambda table: table[0]) - 1
+            message.ids, message.first_new = self._tables[at][1], first_new
             out.append(message)
         return out
 

@@ -3,10 +3,13 @@ grace ends, and the version chain each client sees is checked exactly."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from service_kit import frames, make_game, send, tick
 
+from gameserver import _accel
 from gameserver.config import BUILTIN_SCRIPTS_DIR
+from gameserver.protocol.compact import CompactReader
 
 PRESENCE = """
 function onInit(room) room.state.log = list() ; room.state.n = 0 end
@@ -197,3 +200,57 @@ def test_no_grace_means_leaving_at_once():
     service.close_session(b)
     left = [m for m in frames(service, a) if m["type"] == "player_left"]
     assert [m["reason"] for m in left] == ["disconnected"]
+
+
+GROWING = """
+function onInit(room) room.state.n = 0 end
+function onTick(room, dt, tick) room.state.n = tick ; room.state["k" .. (tick % 40)] = tick end
+"""
+
+
+def test_a_compact_resume_goes_across_a_new_path_table(tmp_path):
+    # Every tick adds a path, and the room numbers at most 4: the tables start
+    # over every few ticks, while the player is away too.
+    (tmp_path / "growing.lua").write_text(GROWING)
+    service, clock = make_game(
+        reconnect_grace=20.0,
+        resume_history_seconds=1.0,
+        tick_rate=16,
+        max_interned_paths=4,
+        scripts_dirs=(tmp_path, BUILTIN_SCRIPTS_DIR),
+    )
+    a = service.open_session("app", "a", None, None)
+    send(service, a, {"type": "create_room", "requestId": 1, "config": {"roomId": "r", "scriptName": "growing"}})  # fmt: skip
+    room = service.directory.get("app", "r")
+    reader, held = CompactReader(), {}
+
+    def follow(session) -> list[dict]:
+        """What `session` got, applied to `held` as a compact client would."""
+        service.take_pending()
+        frame = session.take_frame()
+        messages = [] if frame is None else reader.messages(msgspec.msgpack.decode(frame))
+        for message in messages:
+            if message["type"] == "joined":
+                held.update(state=message["state"]["state"], version=message["state"]["version"])
+            elif message["type"] == "delta":
+                delta = message["delta"]
+                assert delta["fromVersion"] == held["version"]  # no gap, no duplicate
+                _accel.commit(held["state"], delta["changes"])
+                held["version"] = delta["toVersion"]
+        return messages
+
+    b = service.open_session("app", "b", "compact", None)
+    send(service, b, {"type": "join_room", "requestId": 1, "roomId": "r"})
+    tick(service, clock, 6)
+    follow(b)
+    away_at, paths_before = held["version"], len(room.state)
+    service.close_session(b)
+    tick(service, clock, 6)
+    assert len(room.state) - paths_before > 4  # more new paths than one table holds
+    b2 = service.open_session("app", "b", "compact", None)
+    follow(b2)  # connected
+    send(service, b2, {"type": "join_room", "requestId": 2, "roomId": "r", "lastVersion": away_at})
+    tick(service, clock)
+    got = follow(b2)
+    assert got[0]["type"] == "resumed" and got[0]["fromVersion"] == away_at
+    assert held == {"state": room.state, "version": room.version}

@@ -36,8 +36,8 @@ def publish(table: PathTable, version: int, changes: list[dict]) -> DeltaMessage
             "changes": changes,
         },
     )
-    message.ids = table.ids
     message.first_new = table.intern(changes)
+    message.ids = table.ids
     return message
 
 
