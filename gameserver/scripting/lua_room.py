@@ -67,8 +67,30 @@ def _flatten_into(value: object, shape: list[str], scalars: list[object]) -> Non
         raise TypeError(f"cannot pass a {type(value).__name__} to Lua")
 
 
+_PLAIN = frozenset((str, float, bool, type(None)))  # scalars that reach Lua as they are
+# The shape of a flat map of n scalars (most actions' data: {x = .., y = ..}).
+_FLAT_SHAPES = ["{" + "v" * n + "}" for n in range(9)]
+
+
 def _flatten(value: object) -> list[object]:
     """`[shape, *scalars]` for a JSON value: the arguments the prelude rebuilds it from."""
+    if type(value) is dict and len(value) < len(_FLAT_SHAPES):
+        # A flat map of plain scalars and 64-bit ints: one loop, no recursion.
+        args: list[object] = [_FLAT_SHAPES[len(value)]]
+        for key, item in value.items():
+            kind = type(item)
+            if type(key) is not str or not (
+                kind in _PLAIN or kind is int and _LUA_INT_MIN <= item <= _LUA_INT_MAX  # type: ignore[operator]
+            ):  # a nested value, a big int, a bad key: the general path says what to do
+                break
+            args += (key, item)
+        else:
+            return args
+    return _flatten_any(value)
+
+
+def _flatten_any(value: object) -> list[object]:
+    """`_flatten` for any value, recursively."""
     shape: list[str] = []
     args: list[object] = [None]
     _flatten_into(value, shape, args)

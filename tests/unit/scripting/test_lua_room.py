@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from lupa.lua54 import LuaMemoryError
 
 from gameserver.errors import ScriptError
 from gameserver.scripting import LuaRoomScript
+from gameserver.scripting.lua_room import _flatten, _flatten_any
 
 PLAYER = {"clientId": "c1", "joinedAt": 1000, "metadata": {"name": "Ann"}}
 
@@ -223,3 +226,31 @@ def test_dispose_runs_the_ondispose_hook(make_script):
     with pytest.raises(ScriptError) as err:
         script.dispose()
     assert err.value.hook == "onDispose" and "bye from room-1" in str(err.value)
+
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.floats(allow_nan=False), st.text(max_size=4),
+    st.integers(-(2**70), 2**70),
+)  # fmt: skip
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=9)
+    ),
+    max_leaves=12,
+)
+
+
+def outcome(flatten, value):
+    try:
+        return flatten(value)
+    except TypeError as exc:  # a key that is not a string
+        return str(exc)
+
+
+keys = st.one_of(st.text(max_size=3), st.integers(0, 3))
+
+
+@given(st.one_of(json_values, st.dictionaries(keys, scalars, max_size=10)))
+def test_the_flat_map_shortcut_flattens_as_the_general_path_does(value):
+    assert outcome(_flatten, value) == outcome(_flatten_any, value)
