@@ -211,6 +211,13 @@ class GameService:
         if session.close_request is not None:
             return  # the server is closing this connection: nothing more is handled
         now = self.clock()
+        message = session.codec.message(data)
+        if message is not None:  # the common frame: one message, well-formed
+            if session.messages is None or session.messages.take(now):
+                self._dispatch(session, message)
+            else:
+                self._rate_limited(session, 1, now)
+            return
         try:
             decoded = session.codec.decode(data)
         except BadRequest as exc:  # counts as one message
@@ -278,21 +285,31 @@ class GameService:
                 return
 
     def _handle(self, session: Session, raw: Any) -> None:
-        message = None
         try:
             message = parse(raw)
-            kind = type(message)
-            self.stats.messages_in[self._tags[kind]] += 1
+        except RemoteError as exc:  # an unknown type, a bad field, or not a message at all
+            self.stats.messages_in["other"] += 1
+            session.send(m.error(exc.code, exc.message, request_id_of(raw)))
+            return
+        except Exception:
+            self._failed(session, type(raw).__name__, request_id_of(raw))
+            return
+        self._dispatch(session, message)
+
+    def _dispatch(self, session: Session, message: m.ClientMessage) -> None:
+        kind = type(message)
+        self.stats.messages_in[self._tags[kind]] += 1
+        try:
             self._handlers[kind](session, message)
         except RemoteError as exc:
-            if message is None:  # an unknown type, or not a message at all
-                self.stats.messages_in["other"] += 1
-            session.send(m.error(exc.code, exc.message, request_id_of(raw)))
-        except Exception:  # our bug: log it here, the client only sees a code
-            log.exception("internal error handling a %s message", type(raw).__name__)
-            session.send(
-                m.error("internal_error", "the server failed on this message", request_id_of(raw))
-            )
+            session.send(m.error(exc.code, exc.message, message.request_id))
+        except Exception:
+            self._failed(session, kind.__name__, message.request_id)
+
+    def _failed(self, session: Session, what: str, request_id: Any) -> None:
+        """Our bug: logged here with its traceback; the client only sees a code."""
+        log.exception("internal error handling a %s message", what)
+        session.send(m.error("internal_error", "the server failed on this message", request_id))
 
     # Ticks ----------------------------------------------------------------
 

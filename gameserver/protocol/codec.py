@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from gameserver.errors import BadRequest
+from gameserver.protocol.messages import ClientMessage, request_id_problem
 
 __all__ = ["Codec", "CODECS", "get_codec"]
 
@@ -42,14 +43,29 @@ _LONE_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
 
 
 class Codec:
-    """An encoding: `encode` one message, `decode` one frame, `frame` many."""
+    """An encoding: `encode` one message, `decode` one frame, `frame` many;
+    `message` reads the common frame, one well-formed client message, in
+    one pass."""
 
     name: str
     binary: bool  # binary frames (msgpack) or text frames (json)
     encode: Callable[[Any], bytes]  # one message → bytes (the library's encoder, bound)
+    _typed: msgspec.msgpack.Decoder[ClientMessage] | msgspec.json.Decoder[ClientMessage]
 
     def decode(self, data: bytes | str) -> Any:
         raise NotImplementedError
+
+    def message(self, data: bytes | str) -> ClientMessage | None:
+        """The frame as one client message, decoded straight into its type
+        (about a third of `parse(decode(data))`); None for anything else, an
+        array or a message with something wrong, which `decode` and `parse`
+        then handle and put into words. Both accept exactly the same messages."""
+        try:
+            # (A text frame on a msgpack connection fails here like any bad frame.)
+            message = self._typed.decode(data)  # type: ignore[arg-type]
+        except Exception:  # not one well-formed message: the general path says why
+            return None
+        return message if request_id_problem(message.request_id) is None else None
 
     def frame(self, parts: list[bytes]) -> bytes:
         """One frame from already-encoded messages: the message itself if alone,
@@ -64,6 +80,7 @@ class MsgpackCodec(Codec):
     def __init__(self) -> None:
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder()
+        self._typed = msgspec.msgpack.Decoder(ClientMessage)  # type: ignore[arg-type]
         self.encode = self._encoder.encode
 
     def decode(self, data: bytes | str) -> Any:
@@ -85,6 +102,7 @@ class JsonCodec(Codec):
     def __init__(self) -> None:
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder()
+        self._typed = msgspec.json.Decoder(ClientMessage)  # type: ignore[arg-type]
         self.encode = self._encoder.encode
 
     def decode(self, data: bytes | str) -> Any:

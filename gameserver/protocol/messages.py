@@ -124,12 +124,19 @@ def parse(raw: Any) -> ClientMessage:
         message = msgspec.convert(raw, cls, strict=True)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"{kind}: {exc}") from None
-    rid = message.request_id
-    if type(rid) is str and len(rid) > _MAX_REQUEST_ID_LENGTH:
-        raise BadRequest(f"requestId longer than {_MAX_REQUEST_ID_LENGTH} characters")
-    if type(rid) is int and not INT64_MIN <= rid <= INT64_MAX:
-        raise BadRequest("requestId is out of the 64-bit integer range")
+    problem = request_id_problem(message.request_id)
+    if problem is not None:
+        raise BadRequest(problem)
     return message  # type: ignore[return-value]
+
+
+def request_id_problem(rid: RequestId) -> str | None:
+    """What is wrong with a requestId the types let through, if anything."""
+    if type(rid) is str and len(rid) > _MAX_REQUEST_ID_LENGTH:
+        return f"requestId longer than {_MAX_REQUEST_ID_LENGTH} characters"
+    if type(rid) is int and not INT64_MIN <= rid <= INT64_MAX:
+        return "requestId is out of the 64-bit integer range"
+    return None
 
 
 # Server → client. Each returns the message as a dict, ready to encode.

@@ -149,3 +149,81 @@ def test_whatever_check_value_accepts_encodes_in_both_encodings(value):
     for codec in CODECS.values():
         assert codec.decode(codec.encode({"v": value}))["v"] == value or value != value
     msgspec.json.encode(value)
+
+
+# Messages of every type with fields of right and wrong kinds, as a client could send.
+values = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**65), 2**65), st.floats(allow_nan=False),
+    st.text(max_size=130), st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.one_of(st.text(max_size=3), st.integers()), max_size=2),
+)  # fmt: skip
+fields = st.dictionaries(
+    st.sampled_from(
+        [
+            "requestId",
+            "config",
+            "roomId",
+            "metadata",
+            "lastVersion",
+            "action",
+            "message",
+            "categoryId",
+            "clientTime",
+            "somethingNew",
+        ]
+    ),  # fmt: skip
+    st.one_of(values, st.fixed_dictionaries({"type": values}, optional={"data": values})),
+    max_size=4,
+)
+messages = st.builds(
+    lambda kind, rest: {**rest, "type": kind},
+    st.sampled_from(
+        [
+            "create_room",
+            "join_room",
+            "leave_room",
+            "action",
+            "chat",
+            "get_state",
+            "list_rooms",
+            "ping",
+            "nope",
+        ]
+    )
+    | values,  # fmt: skip
+    fields,
+)
+
+
+request_ids = st.one_of(st.none(), st.integers(-(2**64), 2**64), st.text(max_size=130))
+well_formed = st.one_of(
+    st.fixed_dictionaries(
+        {"type": st.just("action"), "action": st.fixed_dictionaries({"type": st.text(max_size=5)}, optional={"data": values})},
+        optional={"requestId": request_ids},
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("join_room"), "roomId": st.text(max_size=5)},
+        optional={"lastVersion": st.integers(-5, 2**64), "metadata": st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2)},
+    ),
+    st.fixed_dictionaries({"type": st.just("chat"), "message": st.text(max_size=5)}, optional={"requestId": request_ids}),
+    st.fixed_dictionaries({"type": st.just("ping"), "clientTime": st.one_of(st.integers(), st.floats(allow_nan=False))}),
+    st.fixed_dictionaries(
+        {"type": st.just("create_room")},
+        optional={"config": st.fixed_dictionaries({}, optional={"roomId": st.text(max_size=5), "maxPlayers": values, "tickRate": st.integers(0, 200)})},
+    ),
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(messages, well_formed), st.sampled_from(sorted(CODECS)))
+def test_the_one_pass_read_accepts_exactly_what_parse_accepts(raw, name):
+    codec = CODECS[name]
+    try:
+        frame = codec.encode(raw)
+    except (TypeError, OverflowError, msgspec.EncodeError):
+        return  # not encodable by this library: nothing a client could send through it
+    try:
+        slow = parse(codec.decode(frame))
+    except RemoteError:
+        slow = None
+    assert codec.message(frame) == slow
