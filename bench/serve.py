@@ -8,9 +8,10 @@ of tick statistics on stdout, then a normal shutdown.
 
 `--watch` tells where a stall went: a thread samples what the event loop's
 thread is doing whenever the next tick is more than a period overdue, and
-writes each sample to stderr (`STALL <ms> late` and the innermost frames). Samples missing for a stretch of the stall mean that
-neither thread ran: the process was off its CPU. The thread wakes every
-2 ms, which costs a little CPU of its own.
+writes each sample to stderr (`STALL <ms> late` and the innermost frames).
+Samples missing for a stretch of the stall mean that neither thread ran: the
+process was off its CPU. The thread wakes every 2 ms, which costs a little
+CPU of its own.
 """
 
 from __future__ import annotations

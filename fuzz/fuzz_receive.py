@@ -21,6 +21,7 @@ import msgspec
 
 with atheris.instrument_imports(include=["gameserver"]):
     from gameserver.config import BUILTIN_SCRIPTS_DIR, Config
+    from gameserver.protocol.messages import CLIENT_MESSAGE_TYPES
     from gameserver.scripting.library import ScriptLibrary
     from gameserver.service import GameService
 
@@ -59,16 +60,7 @@ def check(service: GameService, sessions: list) -> None:
                 raise RuntimeError(f"internal_error: {message}")
 
 
-TYPES = [
-    "create_room",
-    "join_room",
-    "leave_room",
-    "action",
-    "chat",
-    "get_state",
-    "list_rooms",
-    "ping",
-]
+TYPES = list(CLIENT_MESSAGE_TYPES)
 FIELDS = ["requestId", "config", "roomId", "metadata", "action", "message", "clientTime"]
 # The fuzzer starts in: no room (0), a plain relay room (1), or a room running a shipped script.
 ROOMS = [None, None, "arena", "tag", "tictactoe"]

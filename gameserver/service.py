@@ -213,7 +213,7 @@ class GameService:
         now = self.clock()
         message = session.codec.message(data)
         if message is not None:  # the common frame: one message, well-formed
-            if session.messages is None or session.messages.take(now):
+            if session.admits(now):
                 self._dispatch(session, message)
             else:
                 self._rate_limited(session, 1, now)
@@ -221,7 +221,7 @@ class GameService:
         try:
             decoded = session.codec.decode(data)
         except BadRequest as exc:  # counts as one message
-            if session.messages is None or session.messages.take(now):
+            if session.admits(now):
                 self.stats.messages_in["other"] += 1
                 session.send(m.error(exc.code, exc.message))
             else:
@@ -242,7 +242,7 @@ class GameService:
             messages = [decoded]
         dropped = 0
         for raw in messages:
-            if session.messages is None or session.messages.take(now):
+            if session.admits(now):
                 self._handle(session, raw)
             else:
                 dropped += 1
@@ -257,7 +257,7 @@ class GameService:
         if session.close_request is not None:
             return False
         now = self.clock()
-        if session.messages is None or session.messages.take(now):
+        if session.admits(now):
             return True
         self._dropped(session, 1, now)
         return False

@@ -89,6 +89,11 @@ class Session:
         self.drops: TokenBucket | None = None
         self.creations: TokenBucket | None = None  # rooms it may create
 
+    def admits(self, now: float) -> bool:
+        """Whether the rate limit lets one more of its messages through (and
+        counts it)."""
+        return self.messages is None or self.messages.take(now)
+
     def send(self, message: dict[str, Any]) -> None:
         self.push(self.codec.encode(message))
 

@@ -27,6 +27,7 @@ __all__ = [
     "ListRooms",
     "Ping",
     "ClientMessage",
+    "CLIENT_MESSAGE_TYPES",
     "parse",
     "request_id_of",
     "error",
@@ -96,6 +97,10 @@ _BY_TYPE: dict[str, type[_Message]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
     for cls in (CreateRoom, JoinRoom, LeaveRoom, SendAction, Chat, GetState, ListRooms, Ping)
 }
+
+
+# Every `type` a client may send.
+CLIENT_MESSAGE_TYPES = tuple(_BY_TYPE)
 
 
 def request_id_of(raw: Any) -> RequestId:

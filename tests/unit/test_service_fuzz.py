@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gameserver.config import BUILTIN_SCRIPTS_DIR, Config
+from gameserver.protocol.messages import CLIENT_MESSAGE_TYPES
 from gameserver.scripting.library import ScriptLibrary
 from gameserver.service import GameService
 
@@ -41,16 +42,7 @@ DOCUMENTED_CODES = {
     "too_many_rooms",
     "script_error",
 }
-TYPES = [
-    "create_room",
-    "join_room",
-    "leave_room",
-    "action",
-    "chat",
-    "get_state",
-    "list_rooms",
-    "ping",
-]
+TYPES = list(CLIENT_MESSAGE_TYPES)
 
 
 # Frames by hand ---------------------------------------------------------------
