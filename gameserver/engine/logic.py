@@ -4,8 +4,8 @@ One interface, implemented per runtime (Lua scripts in gameserver.scripting,
 the relay below for rooms without a script). The room calls, in this order:
 `on_init` once; then between ticks `on_join` / `on_leave` (and
 `on_disconnect` / `on_reconnect` while a dropped player's seat is held); at each tick
-`on_actions` with the queued actions in arrival order, then `on_tick`, which
-returns the state changes made since the previous `on_tick` (by any hook);
+`on_tick` with the queued actions in arrival order, which applies them, ticks,
+and returns the state changes made since the previous `on_tick` (by any hook);
 `on_dispose` once at the end. `take_changes` returns the changes made since
 the last `on_tick` or `take_changes` without ticking: the room calls it after
 a join, so the joiner's snapshot already shows what joining changed. Logic that fails reports through
@@ -38,13 +38,16 @@ class RoomLogic(Protocol):
     def on_leave(self, room: Room, player: Player, reason: str) -> None: ...
     def on_disconnect(self, room: Room, player: Player) -> None: ...
     def on_reconnect(self, room: Room, player: Player) -> None: ...
-    def on_actions(self, room: Room, queued: list[tuple[str, dict[str, Any]]]) -> None:
-        """Apply each (client_id, action) in order, skipping a client that is
-        no longer a member by then; `room.relay` the ones to send to every
-        member as `action` events."""
+    def on_tick(
+        self, room: Room, dt: float, tick: int, queued: list[tuple[str, dict[str, Any]]]
+    ) -> list[Change]:
+        """Apply each queued (client_id, action) in order, skipping a client
+        that is no longer a member by then, and `room.relay` the ones to send
+        to every member as `action` events; then tick. Returns the state
+        changes since the previous `on_tick`. One method, so that a runtime
+        can do a whole tick in one crossing."""
         ...
 
-    def on_tick(self, room: Room, dt: float, tick: int) -> list[Change]: ...
     def take_changes(self, room: Room) -> list[Change]: ...
     def on_dispose(self, room: Room) -> None: ...
 
@@ -73,12 +76,12 @@ class RelayLogic:
     def on_reconnect(self, room: Room, player: Player) -> None:
         pass
 
-    def on_actions(self, room: Room, queued: list[tuple[str, dict[str, Any]]]) -> None:
+    def on_tick(
+        self, room: Room, dt: float, tick: int, queued: list[tuple[str, dict[str, Any]]]
+    ) -> list[Change]:
         for client_id, action in queued:
             if client_id in room.members:
                 room.relay(client_id, action)
-
-    def on_tick(self, room: Room, dt: float, tick: int) -> list[Change]:
         return []
 
     def take_changes(self, room: Room) -> list[Change]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_right
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -109,7 +108,7 @@ class Room:
         self.closed = False
         self.empty_since: float | None = None  # monotonic seconds; set while nobody is in
         self._max_actions = max_actions_per_tick
-        self._actions: deque[tuple[str, dict[str, Any]]] = deque()
+        self._actions: list[tuple[str, dict[str, Any]]] = []
         # The distinct script errors logged so far (each once): a client can
         # make a script fail in many ways, so a room logs at most this many.
         self._logged_errors: set[tuple[str | None, str]] = set()
@@ -156,7 +155,7 @@ class Room:
             self.empty_since = now
         # Drop what the leaver queued: its actions must not run after it left.
         if any(cid == client_id for cid, _ in self._actions):
-            self._actions = deque(item for item in self._actions if item[0] != client_id)
+            self._actions = [item for item in self._actions if item[0] != client_id]
         message = {
             "type": "player_left",
             "roomId": self.id,
@@ -225,10 +224,10 @@ class Room:
         return changed
 
     def _run_tick(self, dt: float) -> bool:
-        if self._actions:
-            actions, self._actions = self._actions, deque()
-            self.logic.on_actions(self, list(actions))
-        changes = self.logic.on_tick(self, dt, self.tick)
+        actions = self._actions
+        if actions:
+            self._actions = []
+        changes = self.logic.on_tick(self, dt, self.tick, actions)
         if not changes:
             return False
         return self.publish(changes)

@@ -132,38 +132,37 @@ class LuaLogic:
                 room.script_failed(exc)
             self._after(room)
 
-    def on_actions(self, room: Room, queued: list[tuple[str, dict[str, Any]]]) -> None:
-        while queued:
-            # A kick among the last action's room commands may have removed a sender.
-            queued = [item for item in queued if item[0] in room.members]
-            if not queued:
-                return
-            if self.script is None:  # a room whose script did not load relays
-                for client_id, action in queued:
+    def on_tick(
+        self, room: Room, dt: float, tick: int, queued: list[tuple[str, dict[str, Any]]]
+    ) -> list[Change]:
+        script = self.script
+        if script is None:  # a room whose script did not load relays
+            for client_id, action in queued:
+                if client_id in room.members:
                     room.relay(client_id, action)
-                return
-            relays, error = self.script.actions(queued, room.tick)
-            done = len(relays)
-            # Only the last action that ran can have failed or issued commands:
-            # those come before its relay, as with one call per action.
-            for (client_id, action), relay in zip(queued[: done - 1], relays[:-1], strict=True):
-                if relay:
-                    room.relay(client_id, action)
+            return []
+        while True:
+            # Usually one Lua call; more after each action that fails or
+            # issues room commands, which run before anything after it.
+            relays, error, commands, changes = script.step(queued, dt, tick)
+            # A stopped step's last action relays after its commands, as
+            # with one call per action; the tick's outcome comes after all.
+            first = relays if changes is not None else relays[:-1]
+            if "1" in first:
+                for (client_id, action), relay in zip(queued, first, strict=False):
+                    if relay == "1":
+                        room.relay(client_id, action)
             if error is not None:
                 room.script_failed(error)
-            self._after(room)
-            if relays[-1]:
+            if commands:
+                self._after(room)
+            if changes is not None:
+                return changes
+            done = len(relays)
+            if relays[-1] == "1":
                 room.relay(*queued[done - 1])
-            queued = queued[done:]
-
-    def on_tick(self, room: Room, dt: float, tick: int) -> list[Change]:
-        if self.script is None:
-            return []
-        changes, error = self.script.tick(dt, tick)
-        if error is not None:
-            room.script_failed(error)
-        self._after(room)
-        return changes
+            # A kick among the commands may have removed a sender.
+            queued = [item for item in queued[done:] if item[0] in room.members]
 
     def reload(self, room: Room, source: str) -> None:
         """Swap in a new version of the script between two ticks, keeping

@@ -1,12 +1,12 @@
 """`LuaRoomScript`: the room-handler lifecycle, implemented by a Lua script.
 
 The engine calls `init` once, then `player_join` / `player_leave` as they
-happen, and at each tick `actions` with the queued actions, then `tick`.
-Each call is exactly one Lua call. Hooks other than `tick` and `actions`
-raise `ScriptError` when the script fails; those two return their error
-instead, so the room keeps ticking. Changes a script makes
-to `room.state` are never lost to a failure: `tick` returns all of them, in
-wire form, since the previous `tick`.
+happen, and at each tick `step` with the queued actions, which runs them and
+then onTick. Each call is exactly one Lua call. Hooks other than those of
+`step` raise `ScriptError` when the script fails; `step` returns its error
+instead, so the room keeps ticking. Changes a script makes to `room.state`
+are never lost to a failure: a ticking `step` returns all of them, in wire
+form, since the previous tick.
 
 Python values reach Lua as plain tables: `_flatten` turns a JSON value into a
 shape string and its scalars, and the prelude rebuilds the tables in Lua. That
@@ -174,8 +174,7 @@ class LuaRoomScript:
         self._lua_init = driver.init
         self._lua_join = driver.join
         self._lua_leave = driver.leave
-        self._lua_actions = driver.actions
-        self._lua_tick = driver.tick
+        self._lua_step = driver.step
         self._lua_collect = driver.collect
         self._lua_restore = driver.restore
         self._lua_join_attempt = driver.join_attempt
@@ -259,14 +258,38 @@ class LuaRoomScript:
     def actions(
         self, queued: list[tuple[str, dict[str, Any]]], tick: int = -1
     ) -> tuple[list[bool], ScriptError | None]:
-        """`action` for several (client_id, action) in order, in one Lua call:
-        one crossing instead of one per action. It stops after an action that
-        fails or queues room commands, which the caller must carry out before
-        the next action runs; call again with the rest. Returns the relay
-        verdicts of the actions that ran (a failed one's is False) and the
-        last one's error, if it failed. The driver itself failing (out of
-        memory) fails the whole batch."""
-        args: list[object] = [tick, len(queued)]
+        """`action` for several (client_id, action) in order, in one Lua call
+        (`step` without onTick): the relay verdicts of the actions that ran
+        and the last one's error, if it failed."""
+        relays, error, _, _ = self.step(queued, None, tick)
+        return [relay == "1" for relay in relays], error
+
+    def tick(self, dt: float, tick: int) -> tuple[list[Change], ScriptError | None]:
+        """Runs `onTick` and returns every state change since the previous tick.
+
+        The changes include those of the other hooks, and those a failing hook
+        made before it failed; the error is onTick's, if it failed.
+        """
+        _, error, _, changes = self.step([], dt, tick)
+        assert changes is not None
+        return changes, error
+
+    def step(
+        self, queued: list[tuple[str, dict[str, Any]]], dt: float | None, tick: int
+    ) -> tuple[str, ScriptError | None, int, list[Change] | None]:
+        """One room-tick of script work in one Lua call: `onAction` for each
+        queued (client_id, action) in order, then, unless `dt` is None,
+        `onTick`. It stops after an action that fails or queues room commands,
+        which the caller must carry out before anything else runs; call again
+        with the rest. Returns `(relays, error, commands, changes)`:
+        - relays: "1" (relay it to every member) or "0" per action that ran;
+        - error: the last action's failure, or onTick's;
+        - commands: how many room commands wait for `take_commands`;
+        - changes: None if onTick did not run, else every state change since
+          the previous tick (those of failed hooks included).
+        The driver itself failing (out of memory) fails the whole step: no
+        action relays, no changes, and the next tick resends the whole state."""
+        args: list[object] = [tick, dt, self._resync, len(queued)]
         for client_id, action in queued:
             action_type = action["type"]
             if not isinstance(action_type, str):
@@ -275,27 +298,31 @@ class LuaRoomScript:
             args += _flatten(action.get("data"))
         started = perf_counter()
         try:
-            result = self._lua_actions(*args)
+            result = self._lua_step(*args)
         except LuaError as e:
-            return [False] * len(queued), self._runtime_failure("onAction", e)
+            hook = "onAction" if queued else "onTick"
+            if dt is None:
+                return "0" * len(queued), self._runtime_failure(hook, e), 0, None
+            self._resync = True  # the changes may be lost with this batch
+            return "0" * len(queued), self._runtime_failure(hook, e), 0, []
         finally:
             self._stats.script_seconds += perf_counter() - started
-        done, ok, message, line = result[0], result[1], result[2], result[3]
-        relays = list(result[4 : 4 + done])
+        ok, relays, commands, ticked = result[1], result[4], result[5], result[6]
+        changes = None
+        if ticked:
+            self._resync = False
+            changes = self._read_changes(result, 7)
         if ok:
-            return relays, None
+            return relays, None, commands, changes
+        message, line = result[2], result[3]
         error = ScriptError(
-            message, script=self.name, hook="onAction", line=line, fatal=_out_of_memory(message)
+            message,
+            script=self.name,
+            hook="onTick" if ticked else "onAction",
+            line=line,
+            fatal=_out_of_memory(message),
         )
-        return relays, error
-
-    def tick(self, dt: float, tick: int) -> tuple[list[Change], ScriptError | None]:
-        """Runs `onTick` and returns every state change since the previous tick.
-
-        The changes include those of the other hooks, and those a failing hook
-        made before it failed; the error is onTick's, if it failed.
-        """
-        return self._changes("onTick", self._lua_tick, dt, tick, self._resync)
+        return relays, error, commands, changes
 
     def restore(self, state: dict[str, Any], config: dict[str, Any], tick: int) -> None:
         """Take over a running room (live reload): `room.state`, `room.config` and
@@ -310,37 +337,23 @@ class LuaRoomScript:
     def take_changes(self) -> list[Change]:
         """Every state change since the previous `tick` or `take_changes`, without
         running onTick (so that a joiner's snapshot includes what its join did)."""
-        changes, error = self._changes("collect", self._lua_collect, self._resync)
-        if error is not None:
-            raise error
-        return changes
-
-    def _changes(
-        self, hook: str, fn: Any, *args: object
-    ) -> tuple[list[Change], ScriptError | None]:
-        started = perf_counter()
         try:
-            # ok, message, line, json-or-None, path, value, path, value, ...
-            result = fn(*args)
+            result = self._lua_collect(self._resync)
         except LuaError as e:
-            # Changes may be lost with this batch: the next call resends the root.
-            self._resync = True
-            return [], self._runtime_failure(hook, e)
-        finally:
-            self._stats.script_seconds += perf_counter() - started
+            self._resync = True  # the changes may be lost with this batch
+            raise self._runtime_failure("collect", e) from None
         self._resync = False
-        ok, message, line, other = result[0], result[1], result[2], result[3]
+        return self._read_changes(result, 3)  # after ok, message, line
+
+    @staticmethod
+    def _read_changes(result: Any, at: int) -> list[Change]:
+        """The changes in a driver result from index `at`: a JSON array (or
+        None), then path, value, path, value, ... for scalar sets."""
+        other = result[at]
         changes: list[Change] = [] if other is None else _decode_json(other)
-        for i in range(4, len(result), 2):
+        for i in range(at + 1, len(result), 2):
             changes.append({"path": result[i], "operation": "set", "value": result[i + 1]})
-        error = (
-            None
-            if ok
-            else ScriptError(
-                message, script=self.name, hook=hook, line=line, fatal=_out_of_memory(message)
-            )
-        )
-        return changes, error
+        return changes
 
     def read_state(self) -> dict[str, Any]:
         """The whole of room.state as Python values (the slow path, for snapshots)."""
@@ -353,7 +366,7 @@ class LuaRoomScript:
     def close(self) -> None:
         """Frees the runtime; any later call raises RuntimeError."""
         self._lua_init = self._lua_join = self._lua_leave = _closed
-        self._lua_actions = self._lua_tick = self._lua_read = self._lua_collect = _closed
+        self._lua_step = self._lua_read = self._lua_collect = _closed
         self._lua_restore = self._lua_configure = _closed
         self._lua_join_attempt = self._lua_chat = self._lua_dispose = self._lua_drain = _closed
         self._runtime = None

@@ -690,48 +690,67 @@ function D.presence(hook, clientId)
     return call(hook, room, player)
 end
 
--- onAction for a tick's queued actions, in order, in one call from Python:
--- `tick` (room.tick during the hooks; < 0 keeps room.tick), `count`, then for
--- each action its clientId, type, and its data as shape and scalars. It stops
--- after an action that fails or queues room commands, so that Python carries
--- those out (a kick, say) before the next action runs. Returns `done, ok,
--- message, line, relay_1 .. relay_done`: an absent hook relays every action;
--- a present one relays when it returns a true value.
-function D.actions(tick, count, ...)
+-- The shapes of flat maps of scalars (most actions' data: {x = .., y = ..}),
+-- built without walking the shape.
+local FLAT = {}
+for n = 0, 8 do
+    FLAT["{" .. string.rep("v", n) .. "}"] = n
+end
+local concat = table.concat
+
+-- One room-tick in one call from Python: the tick's queued actions in order
+-- (onAction), then onTick, then every change since the last tick.
+--   step(tick, dt, resync, count, action_1 .. action_count)
+-- `tick` is room.tick during the hooks (< 0 keeps room.tick: a caller outside
+-- ticks, tests and tools, with a per-call budget only); `dt` nil runs the
+-- actions only. Each action is its clientId, type, and data as shape and
+-- scalars. It stops after an action that fails or queues room commands, so
+-- that Python carries those out (a kick, say) before anything else runs;
+-- Python then calls again with the rest. Returns
+--   done, ok, message, line, relays, commands, ticked, json, path, value, ...
+-- done: the actions that ran; relays: one "1" (relay it to every member) or
+-- "0" per action run (an absent hook relays all, a present one relays on a
+-- true result); commands: the room commands waiting; ticked: onTick ran (all
+-- actions went through), and then ok, message, line are onTick's and the
+-- changes follow (S.collect); else they are the last action's.
+function D.step(tick, dt, resync, count, ...)
     if tick >= 0 then
         setTick(tick)
     else
-        spent = 0 -- a caller outside ticks (tests, tools): per-call budget only
+        spent = 0
     end
     local relays = {}
     local fn = rawget(env, "onAction")
     if fn == nil then
         for i = 1, count do
-            relays[i] = true
+            relays[i] = "1"
         end
-        return count, true, nil, nil, unpack(relays, 1, count)
+    else
+        local vals, vi = { ... }, 1
+        for i = 1, count do
+            local clientId, actionType, shape = vals[vi], vals[vi + 1], vals[vi + 2]
+            local data
+            local n = FLAT[shape]
+            if n then
+                data, vi = {}, vi + 3
+                for _ = 1, n do
+                    data[vals[vi]] = vals[vi + 1]
+                    vi = vi + 2
+                end
+            else
+                data, _, vi = node(shape, 1, vals, vi + 3)
+            end
+            local ok, r, line = run(fn, room, clientId, { type = actionType, data = data })
+            relays[i] = ok and r ~= nil and r ~= false and "1" or "0"
+            local commands = rawget(pending, "n")
+            if not ok or commands > 0 then
+                return i, ok, ok and nil or r, line, concat(relays, "", 1, i), commands, false
+            end
+        end
     end
-    local vals, vi = { ... }, 1
-    for i = 1, count do
-        local clientId, actionType = vals[vi], vals[vi + 1]
-        local data, _, nextVi = node(vals[vi + 2], 1, vals, vi + 3)
-        vi = nextVi
-        local ok, r, line = run(fn, room, clientId, { type = actionType, data = data })
-        relays[i] = ok and r ~= nil and r ~= false
-        if not ok then
-            return i, false, r, line, unpack(relays, 1, i)
-        end
-        if rawget(pending, "n") > 0 then
-            return i, true, nil, nil, unpack(relays, 1, i)
-        end
+    if dt == nil then
+        return count, true, nil, nil, concat(relays, "", 1, count), 0, false
     end
-    return count, true, nil, nil, unpack(relays, 1, count)
-end
-
--- Runs onTick, then returns ok, message, line and every change since the
--- last tick (S.collect); `resync` sends the whole state instead.
-function D.tick(dt, tick, resync)
-    setTick(tick)
     local ok, msg, line = call("onTick", room, dt, tick)
     if ok then
         msg = nil -- whatever onTick returned
@@ -740,7 +759,7 @@ function D.tick(dt, tick, resync)
         S.resync()
     end
     spent = 0 -- the next tick (its actions come first) starts a fresh budget
-    return ok, msg, line, S.collect()
+    return count, ok, msg, line, concat(relays, "", 1, count), rawget(pending, "n"), true, S.collect()
 end
 
 -- Every change since the last tick or collect, without running onTick:

@@ -35,10 +35,11 @@ _PRELUDE_LUA = (_HERE / "prelude.lua").read_text(encoding="utf-8")
 class Driver:
     """The Lua functions Python calls; each call is one Lua call.
 
-    Every function returns `(ok, value_or_message, line)`, `read` the state
-    as JSON, and `tick` `(ok, message, line, json_or_None, path, value, ...)`:
-    the JSON array holds deletes and table-valued sets, the pairs after it
-    are scalar sets.
+    Every function returns `(ok, value_or_message, line)`, except: `read`
+    returns the state as JSON; `collect` `(ok, message, line, json_or_None,
+    path, value, ...)`, where the JSON array holds deletes and table-valued
+    sets and the pairs after it are scalar sets; `step` what `D.step` in
+    prelude.lua says.
     """
 
     load: Any  # (name, source)
@@ -46,8 +47,7 @@ class Driver:
     join: Any  # (shape, *scalars)
     leave: Any  # (reason, shape, *scalars)
     presence: Any  # (hook, clientId): onPlayerDisconnect / onPlayerReconnect
-    actions: Any  # (tick, count, *(client_id, action_type, shape, *scalars))
-    tick: Any  # (dt, tick, resync)
+    step: Any  # (tick, dt, resync, count, *(client_id, action_type, shape, *scalars))
     collect: Any  # (resync)
     restore: Any  # (tick, shape, *scalars)
     join_attempt: Any  # (shape, *scalars)
@@ -129,8 +129,7 @@ def open_runtime(
         join=d["join"],
         leave=d["leave"],
         presence=d["presence"],
-        actions=d["actions"],
-        tick=d["tick"],
+        step=d["step"],
         collect=d["collect"],
         restore=d["restore"],
         join_attempt=d["joinAttempt"],

@@ -65,3 +65,36 @@ def test_a_tick_of_actions_keeps_the_order_of_relays_commands_and_kicks(tmp_path
         "a:quiet:nil",
         "a:bye:nil",
     ]
+
+
+COUNTER = """
+function onInit(room) room.state.n = 0 end
+function onAction(room, id, a)
+    room.state.n = room.state.n + 1
+    return a.type == "loud"
+end
+function onTick(room) room:broadcast("tock", room.state.n) end
+"""
+
+
+def test_a_tick_and_its_actions_are_one_lua_call_and_keep_their_order(tmp_path):
+    (tmp_path / "counter.lua").write_text(COUNTER)
+    service, clock = make_game(tick_rate=16, scripts_dirs=(tmp_path, BUILTIN_SCRIPTS_DIR))
+    a, b = (service.open_session("app", cid, None, None) for cid in "ab")
+    send(service, a, {"type": "create_room", "requestId": 1, "config": {"scriptName": "counter"}})
+    room_id = frames(service, a)[-1]["roomId"]
+    send(service, b, {"type": "join_room", "requestId": 1, "roomId": room_id})
+    tick(service, clock)
+    frames(service, a), frames(service, b)
+    script = service.directory.get("app", room_id).logic.script
+    calls = []
+    step = script._lua_step
+    script._lua_step = lambda *args: calls.append(args) or step(*args)
+    for kind in ("quiet", "loud", "quiet"):
+        send(service, a, {"type": "action", "action": act(kind)})
+    tick(service, clock)
+    assert len(calls) == 1  # three actions and the tick: one crossing
+    seen = [(m["type"], m.get("clientId"), m.get("action")) for m in frames(service, b)]
+    # The actions' relays, then what onTick did, then the tick's delta.
+    assert seen[:2] == [("action", "a", act("loud")), ("action", "$server", act("tock", 3))]
+    assert seen[2][0] == "delta"

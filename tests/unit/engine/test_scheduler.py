@@ -33,7 +33,10 @@ class ScriptedLogic(RelayLogic):
         self.pending: list[list[dict[str, Any]]] = []
         self.ticks: list[tuple[float, int]] = []
 
-    def on_tick(self, room: Room, dt: float, tick: int) -> list[dict[str, Any]]:
+    def on_tick(
+        self, room: Room, dt: float, tick: int, queued: list[tuple[str, dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        super().on_tick(room, dt, tick, queued)  # relays the actions
         self.ticks.append((dt, tick))
         return self.pending.pop(0) if self.pending else []
 
@@ -189,7 +192,7 @@ def test_failing_ticks_in_a_row_doom_the_room_and_a_good_tick_resets_the_count()
             super().__init__()
             self.pattern = list(pattern)
 
-        def on_tick(self, room, dt, tick):
+        def on_tick(self, room, dt, tick, queued):
             if self.pattern.pop(0):
                 room.script_failed(ScriptError("boom", hook="onTick"))
             return []

@@ -36,7 +36,7 @@ def test_a_batch_runs_every_action_in_order_in_one_lua_call(make_script):
     queued = [("a", act("move", 1)), ("b", act("quiet", {"x": [1, 2]})), ("a", act("move", "z"))]
     relays, error = script.actions(queued, 2)
     assert (relays, error) == ([True, False, True], None)
-    assert counters["_lua_actions"].calls == 1
+    assert counters["_lua_step"].calls == 1
     assert log_of(script) == ["a:move:1", "b:quiet:2", "a:move:z"]
 
 

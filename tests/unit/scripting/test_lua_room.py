@@ -202,16 +202,16 @@ def test_close_makes_later_calls_fail(make_script):
 def test_a_lost_batch_is_followed_by_the_whole_state(make_script):
     script = make_script("function onAction(room, id, a) room.state[a.type] = a.data end")
     script.action("c", {"type": "a", "data": 1})
-    real_tick = script._lua_tick
+    real_step = script._lua_step
 
     def failing(*args):
-        real_tick(*args)  # the batch is collected, then lost on the way
+        real_step(*args)  # the batch is collected, then lost on the way
         raise LuaMemoryError("not enough memory")
 
-    script._lua_tick = failing
+    script._lua_step = failing
     changes, error = script.tick(1 / 64, 1)
     assert changes == [] and error is not None and "memory limit exceeded" in str(error)
-    script._lua_tick = real_tick
+    script._lua_step = real_step
     script.action("c", {"type": "b", "data": 2})
     changes, error = script.tick(1 / 64, 2)
     assert error is None
@@ -254,3 +254,29 @@ keys = st.one_of(st.text(max_size=3), st.integers(0, 3))
 @given(st.one_of(json_values, st.dictionaries(keys, scalars, max_size=10)))
 def test_the_flat_map_shortcut_flattens_as_the_general_path_does(value):
     assert outcome(_flatten, value) == outcome(_flatten_any, value)
+
+
+present = st.one_of(
+    st.booleans(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=4),
+    st.integers(-(2**63), 2**63 - 1),
+)  # fmt: skip
+
+
+@given(st.dictionaries(st.text(max_size=3), present, max_size=10))
+def test_flat_map_data_reaches_onaction_as_sent(data):
+    # Up to 8 keys take the driver's flat-map shortcut, more the general path.
+    script = LuaRoomScript(
+        "echo.lua",
+        """function onAction(room, id, a)
+            room.state.pairs = list()
+            for k, v in pairs(a.data) do table.insert(room.state.pairs, list(k, v)) end
+        end""",
+        room_id="r",
+        memory_limit=8 << 20,
+        instruction_limit=100_000,
+    )
+    try:
+        script.action("c", {"type": "t", "data": data})
+        assert sorted(map(tuple, script.read_state()["pairs"])) == sorted(data.items())
+    finally:
+        script.close()
