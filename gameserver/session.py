@@ -18,13 +18,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gameserver.protocol import Codec
+from gameserver.protocol import CODECS, Codec
 from gameserver.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     from gameserver.engine import Room
 
 __all__ = ["Session", "Fanout", "CloseCode"]
+
+MSGPACK = CODECS["msgpack"]
 
 
 class CloseCode:
@@ -134,6 +136,9 @@ class Fanout:
 
     def broadcast(self, room: Room, message: dict[str, Any], exclude: str | None = None) -> None:
         encoded: dict[Codec, bytes] = {}
+        packed = getattr(message, "packed", None)  # a delta the room encoded already
+        if packed is not None:
+            encoded[MSGPACK] = packed
         for player in room.members.values():
             session: Session | None = player.conn
             if session is None or session.behind or player.client_id == exclude:

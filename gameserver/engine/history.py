@@ -29,7 +29,7 @@ class DeltaHistory:
         return len(self._ends) - self._start
 
     def append(self, from_version: int, tick: int, data: bytes, first_new: int = 0) -> None:
-        if not len(self):
+        if self._start == len(self._ends):  # empty
             self.first_version = from_version
         self._data += data
         self._ends.append(len(self._data))

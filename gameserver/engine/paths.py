@@ -23,12 +23,15 @@ __all__ = ["PathTable", "DeltaMessage", "Snapshot"]
 class DeltaMessage(dict[str, Any]):
     """A `delta` message, plus what a compact encoder needs: the room's path
     numbers, and the number of the first path this delta defines (-1: the
-    delta starts a new table). Plain encoders see only the dict."""
+    delta starts a new table). Plain encoders see only the dict. `packed`
+    is its plain msgpack encoding when the room made one anyway (for the
+    resume history), so that it is not made twice; else None."""
 
-    __slots__ = ("ids", "first_new")
+    __slots__ = ("ids", "first_new", "packed")
 
     ids: dict[str, int]
     first_new: int
+    packed: bytes | None
 
 
 class Snapshot(dict[str, Any]):

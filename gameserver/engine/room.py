@@ -278,15 +278,16 @@ class Room:
         )
         message.first_new = self.paths.intern(effective)
         message.ids = self.paths.ids
+        message.packed = None
         if message.first_new < 0:  # a new path table from this delta on
             self._tables.append((self.version - 1, message.ids))
-        self.sink.broadcast(self, message, exclude)
         if self._history_ticks:
             self._remember(message)
+        self.sink.broadcast(self, message, exclude)
         return True
 
     def _remember(self, message: DeltaMessage) -> None:
-        data = msgspec.msgpack.encode(message)
+        data = message.packed = msgspec.msgpack.encode(message)
         self.history.append(self.version - 1, self.tick, data, message.first_new)
         # By age, plus a bound on count (joins add deltas between ticks).
         self.history.forget_before(self.tick - self._history_ticks, 4 * self._history_ticks)
@@ -307,6 +308,7 @@ class Room:
         out = []
         for from_version, (data, first_new) in enumerate(kept, start=version):
             message = DeltaMessage(msgspec.msgpack.decode(data))
+            message.packed = data
             # The path table this delta was numbered in (a reset starts one).
             at = bisect_right(self._tables, from_version, key=lambda table: table[0]) - 1
             message.ids, message.first_new = self._tables[at][1], first_new

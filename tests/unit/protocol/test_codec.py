@@ -114,6 +114,35 @@ def test_check_value_names_the_path_of_what_it_refuses(value, message):
     assert refused.value.message == message
 
 
+flat_values = st.one_of(
+    st.none(), st.booleans(), st.floats(), st.text(max_size=3),
+    st.integers(-(2**64), 2**64),
+)  # fmt: skip
+
+
+def verdict(value, depth):
+    try:
+        check_value(value, depth, "data")
+    except BadRequest as refused:
+        return refused.message
+    return None
+
+
+@given(
+    st.dictionaries(st.one_of(st.text(max_size=3), st.integers(0, 2)), flat_values, max_size=6),
+    st.integers(0, 2),
+)
+def test_the_flat_map_shortcut_checks_as_the_general_path_does(value, depth):
+    from gameserver.protocol import values
+
+    fast = verdict(value, depth)
+    real, values._plain_map = values._plain_map, lambda value: False
+    try:
+        assert fast == verdict(value, depth)
+    finally:
+        values._plain_map = real
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_any_bytes_decode_or_fail_with_a_remote_error(data):
