@@ -308,7 +308,6 @@ class Room:
         out = []
         for from_version, (data, first_new) in enumerate(kept, start=version):
             message = DeltaMessage(msgspec.msgpack.decode(data))
-            message.packed = data
             # The path table this delta was numbered in (a reset starts one).
             at = bisect_right(self._tables, from_version, key=lambda table: table[0]) - 1
             message.ids, message.first_new = self._tables[at][1], first_new

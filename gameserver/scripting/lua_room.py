@@ -183,6 +183,7 @@ class LuaRoomScript:
         self._lua_presence = driver.presence
         self._lua_drain = driver.drain
         self._pending = driver.pending
+        self._progress = driver.progress
         self._lua_configure = driver.configure
         self._lua_read = driver.read
         self._resync = False
@@ -300,21 +301,17 @@ class LuaRoomScript:
         try:
             result = self._lua_step(*args)
         except LuaError as e:
-            hook = "onAction" if queued else "onTick"
-            if dt is None:
-                return "0" * len(queued), self._runtime_failure(hook, e), 0, None
-            self._resync = True  # the changes may be lost with this batch
-            return "0" * len(queued), self._runtime_failure(hook, e), 0, []
+            return self._failed_step(len(queued), e)
         finally:
             self._stats.script_seconds += perf_counter() - started
-        ok, relays, commands, ticked = result[1], result[4], result[5], result[6]
+        ok, relays, commands, ticked = result[0], result[3], result[4], result[5]
         changes = None
         if ticked:
             self._resync = False
-            changes = self._read_changes(result, 7)
+            changes = self._read_changes(result, 6)
         if ok:
             return relays, None, commands, changes
-        message, line = result[2], result[3]
+        message, line = result[1], result[2]
         error = ScriptError(
             message,
             script=self.name,
@@ -333,6 +330,28 @@ class LuaRoomScript:
             self._lua_restore(tick, *_flatten(state))
         except LuaError as e:
             raise self._runtime_failure("reload", e) from None
+
+    def _failed_step(
+        self, count: int, e: LuaError
+    ) -> tuple[str, ScriptError, int, list[Change] | None]:
+        """`step`'s result when the driver itself failed mid-step (out of
+        memory, in practice). What ran before still counts: the relays of
+        the actions done and the room commands they queued. Failing among the
+        actions, all of them are used up (the rest do not relay) and onTick
+        is still to run; failing in onTick or in collecting the changes, the
+        changes may be lost, so the next tick resends the whole state."""
+        try:
+            progress = self._progress
+            phase, done = progress["phase"], progress["done"]
+            relays = "".join(progress["relays"][i] for i in range(1, done + 1))
+            commands = self._pending["n"]
+        except LuaError:  # not even that can be read: nothing ran
+            phase, done, relays, commands = "onAction", 0, "", 0
+        error = self._runtime_failure(phase, e)
+        if phase == "onTick":
+            self._resync = True
+            return relays, error, commands, []
+        return relays + "0" * (count - done), error, commands, None
 
     def take_changes(self) -> list[Change]:
         """Every state change since the previous `tick` or `take_changes`, without

@@ -691,12 +691,18 @@ function D.presence(hook, clientId)
 end
 
 -- The shapes of flat maps of scalars (most actions' data: {x = .., y = ..}),
--- built without walking the shape.
+-- built without walking the shape. Only a shortcut: any shape not listed
+-- takes the general way, so Python may flatten more or fewer this way.
 local FLAT = {}
-for n = 0, 8 do
+for n = 0, 16 do
     FLAT["{" .. string.rep("v", n) .. "}"] = n
 end
 local concat = table.concat
+
+-- Where the current step is, for Python when the driver itself fails (out
+-- of memory) mid-step: the hook it was in, how many actions had run, their
+-- relays.
+local progress = { phase = "onAction", done = 0, relays = {} }
 
 -- One room-tick in one call from Python: the tick's queued actions in order
 -- (onAction), then onTick, then every change since the last tick.
@@ -707,19 +713,20 @@ local concat = table.concat
 -- scalars. It stops after an action that fails or queues room commands, so
 -- that Python carries those out (a kick, say) before anything else runs;
 -- Python then calls again with the rest. Returns
---   done, ok, message, line, relays, commands, ticked, json, path, value, ...
--- done: the actions that ran; relays: one "1" (relay it to every member) or
--- "0" per action run (an absent hook relays all, a present one relays on a
--- true result); commands: the room commands waiting; ticked: onTick ran (all
--- actions went through), and then ok, message, line are onTick's and the
--- changes follow (S.collect); else they are the last action's.
+--   ok, message, line, relays, commands, ticked, json, path, value, ...
+-- relays: one "1" (relay it to every member) or "0" per action run (an
+-- absent hook relays all, a present one relays on a true result); commands:
+-- the room commands waiting; ticked: onTick ran (all actions went through),
+-- and then ok, message, line are onTick's and the changes follow
+-- (S.collect); else they are the last action's.
 function D.step(tick, dt, resync, count, ...)
     if tick >= 0 then
         setTick(tick)
     else
         spent = 0
     end
-    local relays = {}
+    local relays = progress.relays
+    progress.phase, progress.done = "onAction", 0
     local fn = rawget(env, "onAction")
     if fn == nil then
         for i = 1, count do
@@ -742,15 +749,18 @@ function D.step(tick, dt, resync, count, ...)
             end
             local ok, r, line = run(fn, room, clientId, { type = actionType, data = data })
             relays[i] = ok and r ~= nil and r ~= false and "1" or "0"
-            local commands = rawget(pending, "n")
-            if not ok or commands > 0 then
-                return i, ok, ok and nil or r, line, concat(relays, "", 1, i), commands, false
+            progress.done = i
+            local waiting = rawget(pending, "n")
+            if not ok or waiting > 0 then
+                return ok, ok and nil or r, line, concat(relays, "", 1, i), waiting, false
             end
         end
+        vals = nil -- onTick may use the memory the actions' data took
     end
     if dt == nil then
-        return count, true, nil, nil, concat(relays, "", 1, count), 0, false
+        return true, nil, nil, concat(relays, "", 1, count), 0, false
     end
+    progress.phase = "onTick"
     local ok, msg, line = call("onTick", room, dt, tick)
     if ok then
         msg = nil -- whatever onTick returned
@@ -759,11 +769,11 @@ function D.step(tick, dt, resync, count, ...)
         S.resync()
     end
     spent = 0 -- the next tick (its actions come first) starts a fresh budget
-    return count, ok, msg, line, concat(relays, "", 1, count), rawget(pending, "n"), true, S.collect()
+    return ok, msg, line, concat(relays, "", 1, count), rawget(pending, "n"), true, S.collect()
 end
 
 -- Every change since the last tick or collect, without running onTick:
--- the same results as D.tick after its ok, message, line.
+-- true, nil, nil, then what D.step returns after its ticked flag.
 function D.collect(resync)
     if resync then
         S.resync()
@@ -829,5 +839,6 @@ end
 D.read = S.read
 D.drain = drainCommands
 D.pending = pending
+D.progress = progress
 
 return D

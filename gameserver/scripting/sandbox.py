@@ -55,6 +55,7 @@ class Driver:
     dispose: Any  # ()
     drain: Any  # () -> the queued room commands
     pending: Any  # Lua table; pending.n = how many commands are queued
+    progress: Any  # Lua table: where `step` is (phase, done, relays), read when it fails
     configure: Any  # (shape, *scalars)
     read: Any  # ()
 
@@ -137,6 +138,7 @@ def open_runtime(
         dispose=d["dispose"],
         drain=d["drain"],
         pending=d["pending"],
+        progress=d["progress"],
         configure=d["configure"],
         read=d["read"],
     )

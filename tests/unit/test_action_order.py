@@ -98,3 +98,69 @@ def test_a_tick_and_its_actions_are_one_lua_call_and_keep_their_order(tmp_path):
     # The actions' relays, then what onTick did, then the tick's delta.
     assert seen[:2] == [("action", "a", act("loud")), ("action", "$server", act("tock", 3))]
     assert seen[2][0] == "delta"
+
+
+# Fills the room's memory to the brim; the driver's own work then fails.
+FILL = """
+hog = {}
+local function fill()
+    local n = 1 << 19
+    while n >= 8 do
+        local ok = pcall(function() hog[#hog + 1] = string.rep("x", n) end)
+        if not ok then n = n // 2 end
+    end
+end
+function onAction(room, id, a)
+    if a.type == "arm" then room.state.armed = true end
+    if a.type == "fill" then room.state.filled = true fill() end
+    return true
+end
+function onTick(room, dt, tick)
+    if room.state.armed then
+        room.state.armed = nil
+        room:broadcast("tock", tick)
+        room.state.t = {x = tick, y = {1, 2, 3}}
+        fill() -- the changes cannot be collected after this
+    end
+end
+"""
+
+
+def brief(message):
+    if message["type"] == "action":
+        return f"action {message['clientId']}:{message['action']['type']}"
+    if message["type"] == "error":
+        return f"error {message['hook']}"
+    return message["type"]
+
+
+def fill_room(tmp_path, *actions):
+    (tmp_path / "fill.lua").write_text(FILL)
+    service, clock = make_game(
+        tick_rate=16, lua_memory_limit=4 << 20, scripts_dirs=(tmp_path, BUILTIN_SCRIPTS_DIR)
+    )
+    a = service.open_session("app", "a", None, None)
+    config = {"roomId": "r", "scriptName": "fill"}
+    send(service, a, {"type": "create_room", "requestId": 1, "config": config})
+    tick(service, clock)
+    frames(service, a)
+    for action in actions:
+        send(service, a, {"type": "action", "action": action})
+    tick(service, clock)
+    return [brief(m) for m in frames(service, a)]
+
+
+def test_the_driver_out_of_memory_in_ontick_keeps_relays_and_commands_before_the_close(
+    tmp_path,
+):
+    # The tick's call fails after onTick ran: what ran before still counts,
+    # in order, and the error names onTick.
+    seen = fill_room(tmp_path, act("arm"))
+    assert seen == ["action a:arm", "error onTick", "action $server:tock", "room_closed"]
+
+
+def test_the_driver_out_of_memory_among_actions_still_ticks_what_ran(tmp_path):
+    # The second action cannot even be built in Lua: the first one
+    # relays, the error names onAction, the tick still sends its changes.
+    seen = fill_room(tmp_path, act("fill"), act("next", [1, 2, 3]))
+    assert seen == ["action a:fill", "error onAction", "delta", "room_closed"]
