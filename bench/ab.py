@@ -1,7 +1,7 @@
 """A benchmark on two versions of the server, alternated in one session.
 
     .venv/bin/python bench/ab.py BASE_REV [--rounds 4] [--clients 256] [--duration 15]
-    .venv/bin/python bench/ab.py BASE_REV --bench roomtick [--rounds 8]
+    .venv/bin/python bench/ab.py BASE_REV --bench roomtick [--rooms 1] [--rounds 8]
 
 Run-to-run noise on this machine kind is about ±10 % (docs/performance.md),
 more than most single changes buy, so a change is judged by runs of the old
@@ -34,7 +34,7 @@ def run(tree: Path, args: argparse.Namespace) -> dict:
     the tree's bench/arena.py, or this tree's bench/roomtick.py."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     if args.bench == "roomtick":
-        command = [sys.executable, str(ROOT / "bench" / "roomtick.py")]
+        command = [sys.executable, str(ROOT / "bench" / "roomtick.py"), "--rooms", str(args.rooms)]
     else:
         command = [sys.executable, str(tree / "bench" / "arena.py"), "--clients", str(args.clients)]
         command += ["--duration", str(args.duration)]
@@ -57,6 +57,7 @@ def main() -> None:
         default="arena",
         help="roomtick: one arena room-tick in process (bench/roomtick.py), a few percent of noise",
     )
+    parser.add_argument("--rooms", type=int, default=1, help="with --bench roomtick")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gs-ab-") as scratch:
         base = Path(scratch) / "base"
