@@ -22,6 +22,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -197,14 +198,15 @@ async def run(
     warmup: float,
     encoding: str = "msgpack",
     transport: str | None = None,
-    watch: bool = False,
+    watch: float | None = None,
 ) -> dict:
     rooms = max(1, clients // ROOM_SIZE)
     clients = rooms * ROOM_SIZE
     data_dir = tempfile.mkdtemp(prefix="gs-bench-")
     server = await asyncio.create_subprocess_exec(
         sys.executable, str(HERE / "serve.py"), data_dir, "--cpu", "0",
-        *(["--transport", transport] if transport else []), *(["--watch"] if watch else []),
+        *(["--transport", transport] if transport else []),
+        *([] if watch is None else ["--watch", str(watch)]),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -212,6 +214,8 @@ async def run(
     finally:
         if server.returncode is None:  # the run failed: no server left behind
             server.kill()
+            await server.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def drive(
@@ -337,8 +341,12 @@ def main() -> None:
     parser.add_argument("--encoding", choices=("msgpack", "compact"), default="msgpack")
     parser.add_argument(
         "--watch",
-        action="store_true",
-        help="the server samples what its loop does during stalls, to stderr (bench/serve.py)",
+        type=float,
+        nargs="?",
+        const=0.0,
+        metavar="MS",
+        help="the server samples what its loop does while a tick is overdue (by a period, or "
+        "MS milliseconds), to stderr (bench/serve.py)",
     )
     args = parser.parse_args()
     if not args.sweep:

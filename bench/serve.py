@@ -1,14 +1,15 @@
 """The server side of a benchmark run: the real GameApp in its own process.
 
-    python bench/serve.py DATA_DIR [--cpu N] [--tick-rate 64] [--transport websockets|picows] [--watch]
+    python bench/serve.py DATA_DIR [--cpu N] [--tick-rate 64] [--transport websockets|picows] [--watch [MS]]
 
 Prints `READY <port> <public_key>` once listening. SIGUSR1 starts the
 measured window (resets the tick statistics); SIGTERM ends it: one JSON line
 of tick statistics on stdout, then a normal shutdown.
 
 `--watch` tells where a stall went: a thread samples what the event loop's
-thread is doing whenever the next tick is more than a period overdue, and
-writes each sample to stderr (`STALL <ms> late` and the innermost frames).
+thread is doing whenever the next tick is more than a period overdue (or
+`MS` milliseconds, if given), and writes each sample to stderr (`STALL <ms>
+late` and the innermost frames).
 Samples missing for a stretch of the stall mean that neither thread ran: the
 process was off its CPU. The thread wakes every 2 ms, which costs a little
 CPU of its own.
@@ -66,10 +67,10 @@ class GcPauses:
 class StallWatch:
     """Samples the event loop thread's stack while a tick is overdue."""
 
-    def __init__(self, service: GameService, tick_rate: int) -> None:
+    def __init__(self, service: GameService, limit: float) -> None:
         self.armed = False  # from the start of the measured window
         self.service = service
-        self.limit = 1 / tick_rate  # a tick this late is about to be skipped
+        self.limit = limit  # seconds late
         self.loop_thread = threading.main_thread().ident
         threading.Thread(target=self._watch, daemon=True).start()
 
@@ -90,7 +91,14 @@ async def main() -> None:
     parser.add_argument("--cpu", type=int, default=None)
     parser.add_argument("--tick-rate", type=int, default=64)
     parser.add_argument("--transport", choices=("websockets", "picows"), default=None)
-    parser.add_argument("--watch", action="store_true", help="sample the stalls (see above)")
+    parser.add_argument(
+        "--watch",
+        type=float,
+        nargs="?",
+        const=0.0,
+        metavar="MS",
+        help="sample the stalls: ticks more than MS late (default: a period; see above)",
+    )
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -113,7 +121,9 @@ async def main() -> None:
 
     pauses = GcPauses()
     gc.callbacks.append(pauses.on_gc)
-    watch = StallWatch(app.service, args.tick_rate) if args.watch else None
+    watch = None
+    if args.watch is not None:  # a tick a period late is about to be skipped
+        watch = StallWatch(app.service, args.watch / 1000 or 1 / args.tick_rate)
 
     def reset() -> None:
         app.service.scheduler.stats = TickStats()
