@@ -302,6 +302,10 @@ async def drive(
         "skipped_ticks": stats["skipped_ticks"],
         "group_tick_p50_ms": stats["group_tick_p50_ms"],
         "group_tick_p99_ms": stats["group_tick_p99_ms"],
+        # Wall time in the Lua calls per room-tick run (bench/roomtick.py has the same).
+        "lua_us_per_room_tick": round(
+            stats["script_seconds"] / max(1, stats["room_ticks"]) * 1e6, 1
+        ),
         "action_to_own_delta_p50_ms": round(percentile(latencies, 0.5) * 1e3, 2),
         "action_to_own_delta_p99_ms": round(percentile(latencies, 0.99) * 1e3, 2),
         "latency_samples": len(latencies),

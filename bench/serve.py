@@ -125,8 +125,11 @@ async def main() -> None:
     if args.watch is not None:  # a tick a period late is about to be skipped
         watch = StallWatch(app.service, args.watch / 1000 or 1 / args.tick_rate)
 
+    lua_before = [0.0]  # the server's time in Lua when the window started
+
     def reset() -> None:
         app.service.scheduler.stats = TickStats()
+        lua_before[0] = app.service.stats.script_seconds
         pauses.reset()
         if watch is not None:
             watch.armed = True
@@ -138,6 +141,7 @@ async def main() -> None:
     summary["core"] = _accel.IMPL
     summary["transport"] = config.transport
     summary["rooms"] = len(app.service.directory)
+    summary["script_seconds"] = app.service.stats.script_seconds - lua_before[0]
     summary.update(pauses.summary())
     print(json.dumps(summary), flush=True)
     await app.stop()
