@@ -288,8 +288,8 @@ class LuaRoomScript:
         - commands: how many room commands wait for `take_commands`;
         - changes: None if onTick did not run, else every state change since
           the previous tick (those of failed hooks included).
-        The driver itself failing (out of memory) fails the whole step: no
-        action relays, no changes, and the next tick resends the whole state."""
+        The driver itself failing (out of memory) ends the step where it
+        was (`_failed_step`)."""
         args: list[object] = [tick, dt, self._resync, len(queued)]
         for client_id, action in queued:
             action_type = action["type"]
@@ -356,11 +356,14 @@ class LuaRoomScript:
     def take_changes(self) -> list[Change]:
         """Every state change since the previous `tick` or `take_changes`, without
         running onTick (so that a joiner's snapshot includes what its join did)."""
+        started = perf_counter()
         try:
             result = self._lua_collect(self._resync)
         except LuaError as e:
             self._resync = True  # the changes may be lost with this batch
             raise self._runtime_failure("collect", e) from None
+        finally:
+            self._stats.script_seconds += perf_counter() - started
         self._resync = False
         return self._read_changes(result, 3)  # after ok, message, line
 
