@@ -5,13 +5,15 @@
 
 Run-to-run noise on this machine kind is about ±10 % (docs/performance.md),
 more than most single changes buy, so a change is judged by runs of the old
-and the new code taken in turns, minutes apart, not by figures from different
-days. BASE_REV (a commit, branch or tag) is checked out into a temporary git
-worktree with its own build of the Cython core; the working tree is the other
-side. Prints each run's JSON line (with `"side": "base"` or `"work"`), then
-a summary line: the median CPU µs per player-tick of each side (with
-`--bench roomtick`: µs per in-process room-tick, bench/roomtick.py) and
-their ratio (work / base; below 1 is faster).
+and the new code taken in turns, not by figures from different hours or
+days; each side goes first in half of the pairs. BASE_REV (a commit, branch
+or tag) is checked out into a temporary git worktree; both trees get a fresh
+build of the Cython core, and a pair whose sides ran different cores stops
+the comparison. Prints each run's JSON line (with `"side": "base"` or
+`"work"`), then a summary line: the median CPU µs per player-tick of each
+side (with `--bench roomtick`: µs per in-process room-tick,
+bench/roomtick.py), their ratio (work / base; below 1 is faster), and in
+how many pairs the work side cost less.
 """
 
 from __future__ import annotations
@@ -48,14 +50,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("base", help="the git revision to compare the working tree with")
-    parser.add_argument("--rounds", type=int, default=4, help="pairs of runs, base first")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="pairs of runs (each side first in half of them)"
+    )
     parser.add_argument("--clients", type=int, default=256)
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument(
         "--bench",
         choices=("arena", "roomtick"),
         default="arena",
-        help="roomtick: one arena room-tick in process (bench/roomtick.py), a few percent of noise",
+        help="roomtick: arena room-ticks in process (bench/roomtick.py); a few percent of "
+        "noise over 6 or more rounds",
     )
     parser.add_argument("--rooms", type=int, default=1, help="with --bench roomtick")
     args = parser.parse_args()
@@ -64,14 +69,26 @@ def main() -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(base), args.base], check=True)  # fmt: skip
         try:
             build = [sys.executable, "setup.py", "-q", "build_ext", "--inplace"]
-            subprocess.run(build, cwd=base, check=True, capture_output=True)
+            for tree in (base, ROOT):  # the working tree's build may be stale
+                subprocess.run(build, cwd=tree, check=True, capture_output=True)
             cost: dict[str, list[float]] = {"base": [], "work": []}
-            for _ in range(args.rounds):
-                for side, tree in (("base", base), ("work", ROOT)):
-                    result = {"side": side, **run(tree, args)}
+            lower = 0  # pairs in which the work side cost less
+            for pair in range(args.rounds):
+                sides = [("base", base), ("work", ROOT)]
+                if pair % 2:  # each side goes first in half of the pairs
+                    sides.reverse()
+                results = {side: {"side": side, **run(tree, args)} for side, tree in sides}
+                for result in results.values():
                     print(json.dumps(result), flush=True)
-                    if result.get("valid", True):
-                        cost[side].append(result[FIGURE[args.bench]])
+                if results["base"]["core"] != results["work"]["core"]:
+                    sys.exit(f"the sides ran different cores: {results['base']['core']} "
+                             f"and {results['work']['core']} (a failed build?)")  # fmt: skip
+                if not all(r.get("valid", True) for r in results.values()):
+                    continue
+                figure = {side: r[FIGURE[args.bench]] for side, r in results.items()}
+                for side, value in figure.items():
+                    cost[side].append(value)
+                lower += figure["work"] < figure["base"]
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=True)  # fmt: skip
     medians = {side: round(statistics.median(v), 2) if v else None for side, v in cost.items()}
@@ -79,8 +96,11 @@ def main() -> None:
     summary = {"bench": f"{args.bench}-ab", "base": args.base}
     if args.bench == "arena":
         summary["clients"] = args.clients
+    else:
+        summary["rooms"] = args.rooms
     summary |= {f"{side}_{FIGURE[args.bench]}": m for side, m in medians.items()}
-    print(json.dumps({**summary, "work_over_base": ratio and round(ratio, 3)}))
+    summary |= {"work_over_base": ratio and round(ratio, 3), "pairs": len(cost["work"])}
+    print(json.dumps({**summary, "work_lower_in": lower}))
 
 
 if __name__ == "__main__":

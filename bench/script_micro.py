@@ -51,11 +51,14 @@ def main() -> None:
         ("p2", {"type": "move", "data": {"x": 3, "y": 2}}),
     ]
 
-    def arena_two_moves_in_one_call_and_tick() -> None:  # what a room does
+    def arena_two_moves_in_one_call_and_tick() -> None:  # two calls: a room before D.step
         arena.actions(moves, 3)
         arena.take_commands()
         arena.tick(1 / 64, 3)
         arena.take_commands()
+
+    def arena_two_moves_and_tick_in_one_step() -> None:  # what a room does: one call
+        arena.step(moves, 1 / 64, 3)
 
     def arena_tick() -> None:
         arena.tick(1 / 64, 4)
@@ -84,6 +87,9 @@ def main() -> None:
                 "arena_2_moves_and_tick_us": per_call_us(arena_two_moves_and_tick, 20000),
                 "arena_2_moves_in_one_call_and_tick_us": per_call_us(
                     arena_two_moves_in_one_call_and_tick, 20000
+                ),
+                "arena_2_moves_and_tick_in_one_step_us": per_call_us(
+                    arena_two_moves_and_tick_in_one_step, 20000
                 ),
                 "arena_tick_only_us": per_call_us(arena_tick, 20000),
                 "tag_tick_8_moving_us": per_call_us(tag_tick, 5000),
