@@ -11,7 +11,9 @@ loop and the sockets; its figures move by a few percent run to run, where
 the arena's move by ten (over 6 or more alternated pairs: `bench/ab.py
 --bench roomtick --rounds 6` compares two versions with it). With `--rooms
 1` (the default) one room's data likely stays in the CPU's caches; `--rooms
-48` ticks 48 rooms together, as the arena does at 384 players. Prints one
+48` ticks 48 rooms together, as the arena does at 384 players. `--gap-ms 4`
+sleeps after each tick group, as the server idles between its ticks: on a
+virtual machine the work after an idle stretch runs slower. Prints one
 JSON line: µs per room-tick and the part of it in the Lua calls, from the
 fastest of `--repeat` timings, then the median of `--rounds` such figures.
 """
@@ -23,7 +25,7 @@ import itertools
 import json
 import sys
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, sleep
 
 import msgspec
 
@@ -76,13 +78,17 @@ def arena_tick_group(rooms: int):
     return service, tick_group
 
 
-def timing(service, tick_group, groups: int) -> tuple[float, float]:
-    """µs per room-tick of `groups` tick groups, and of it in the Lua calls."""
+def timing(service, tick_group, groups: int, gap: float) -> tuple[float, float]:
+    """µs per room-tick of `groups` tick groups, and of it in the Lua calls;
+    with a `gap` (seconds) of sleep after each group, not counted."""
     lua, ticks = service.stats.script_seconds, service.scheduler.stats.ticks
-    started = perf_counter()
+    elapsed = 0.0
     for _ in range(groups):
+        started = perf_counter()
         tick_group()
-    elapsed = perf_counter() - started
+        elapsed += perf_counter() - started
+        if gap:
+            sleep(gap)
     room_ticks = service.scheduler.stats.ticks - ticks
     return elapsed / room_ticks * 1e6, (service.stats.script_seconds - lua) / room_ticks * 1e6
 
@@ -96,13 +102,20 @@ def main() -> None:
         help="rooms ticking together (the arena at 384 players has 48)",
     )
     parser.add_argument("--number", type=int, default=2000, help="room-ticks per timing")
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=0.0,
+        help="sleep this long after each tick group, as the server idles between them "
+        "(the sleep is not counted)",
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     service, tick_group = arena_tick_group(args.rooms)
     groups = max(1, args.number // args.rooms)
     figures = [
-        min(timing(service, tick_group, groups) for _ in range(args.repeat))
+        min(timing(service, tick_group, groups, args.gap_ms / 1000) for _ in range(args.repeat))
         for _ in range(args.rounds)
     ]
     middle = sorted(figures)[len(figures) // 2]
@@ -112,6 +125,7 @@ def main() -> None:
                 "bench": "roomtick",
                 "core": _accel.IMPL,
                 "rooms": args.rooms,
+                "gap_ms": args.gap_ms,
                 "us_per_room_tick": round(middle[0], 1),
                 "lua_us_per_room_tick": round(middle[1], 1),  # of the same timing
                 "rounds": [round(f[0], 1) for f in figures],
