@@ -1,7 +1,7 @@
 """A benchmark on two versions of the server, alternated in one session.
 
     .venv/bin/python bench/ab.py BASE_REV [--rounds 4] [--clients 256] [--duration 15]
-    .venv/bin/python bench/ab.py BASE_REV --bench roomtick [--rooms 1] [--rounds 8]
+    .venv/bin/python bench/ab.py BASE_REV --bench roomtick [--rooms 1] [--gap-ms 0] [--rounds 8]
 
 Run-to-run noise on this machine kind is about ±10 % (docs/performance.md),
 more than most single changes buy, so a change is judged by runs of the old
@@ -37,6 +37,7 @@ def run(tree: Path, args: argparse.Namespace) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     if args.bench == "roomtick":
         command = [sys.executable, str(ROOT / "bench" / "roomtick.py"), "--rooms", str(args.rooms)]
+        command += ["--gap-ms", str(args.gap_ms)]
     else:
         command = [sys.executable, str(tree / "bench" / "arena.py"), "--clients", str(args.clients)]
         command += ["--duration", str(args.duration)]
@@ -63,6 +64,7 @@ def main() -> None:
         "noise over 6 or more rounds",
     )
     parser.add_argument("--rooms", type=int, default=1, help="with --bench roomtick")
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="with --bench roomtick")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gs-ab-") as scratch:
         base = Path(scratch) / "base"
@@ -97,7 +99,7 @@ def main() -> None:
     if args.bench == "arena":
         summary["clients"] = args.clients
     else:
-        summary["rooms"] = args.rooms
+        summary |= {"rooms": args.rooms, "gap_ms": args.gap_ms}
     summary |= {f"{side}_{FIGURE[args.bench]}": m for side, m in medians.items()}
     summary |= {"work_over_base": ratio and round(ratio, 3), "pairs": len(cost["work"])}
     print(json.dumps({**summary, "work_lower_in": lower}))
