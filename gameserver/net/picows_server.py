@@ -409,7 +409,7 @@ class GameServer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         self.stopping = True
-        self.ticks.cancel()
+        self.ticks.close()
         if self._server is not None:
             self._server.close()  # stop listening; open connections live on
         self.service.shutdown()

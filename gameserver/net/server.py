@@ -234,7 +234,7 @@ class GameServer:
         then are cut off."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        self.ticks.cancel()
+        self.ticks.close()
         if self._server is not None:
             self._server.close(close_connections=False)
         self.service.shutdown()
