@@ -70,8 +70,13 @@ def arena_tick_group(rooms: int):
             for _ in range(3):
                 i = next(turn)
                 service.receive(seats[r * 8 + i % 8], moves[i])
-        clock.now = max(clock.now, service.next_deadline())
-        service.run_ticks(clock.now)
+        # Each room ticks once: with tick phases (config.tick_phases), over
+        # several deadlines.
+        ticks = service.scheduler.stats
+        target = ticks.ticks + rooms
+        while ticks.ticks < target:
+            clock.now = max(clock.now, service.next_deadline())
+            service.run_ticks(clock.now)
         for session in service.take_pending():
             session.take_frame()
 

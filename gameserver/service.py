@@ -86,7 +86,7 @@ class GameService:
         self.clock = clock
         self.wall_ms = wall_ms
         self.directory = RoomDirectory()
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(phases=config.tick_phases)
         self.stats = ServiceStats()  # read by /metrics at scrape time
         self.fanout = Fanout()
         self.sessions: dict[tuple[str, str], Session] = {}

@@ -1,10 +1,15 @@
 """The fixed-tick scheduler: which rooms tick now, and when to wake next.
 
-Rooms with the same tick rate share one `TickClock` on a global grid of
-deadlines (index × period), so all 64 Hz rooms tick in one wake-up. Deadlines
-are absolute: lateness never accumulates into drift. A group that wakes more
-than a period late skips the missed ticks (each room's `tick` still counts
-them and `dt` covers them) instead of bursting to catch up.
+Rooms with the same tick rate are spread over `phases` groups, whose
+deadlines lie evenly across the period (group k on the grid index × period
++ k × period / phases); the rooms of a group tick in one wake-up and their
+frames go out after it. One group per rate batches the most, but then every
+move waits for the whole rate's tick work before its delta leaves; with
+several, it waits for its own group's share. A room joins the group with
+the fewest rooms and stays in it. Deadlines are absolute: lateness never
+accumulates into drift. A group that wakes more than a period late skips
+the missed ticks (each room's `tick` still counts them and `dt` covers
+them) instead of bursting to catch up.
 
 `now` is always a parameter: tests drive this with a manual clock.
 """
@@ -24,16 +29,28 @@ __all__ = ["Scheduler"]
 
 
 class _Group:
-    __slots__ = ("clock", "rooms")
+    __slots__ = ("clock", "offset", "rooms")
 
-    def __init__(self, rate: int, now: float) -> None:
-        self.clock = _accel.TickClock(rate, now)
+    def __init__(self, rate: int, offset: float, now: float) -> None:
+        # The clock keeps the plain grid; the group's times are shifted by `offset`.
+        self.clock = _accel.TickClock(rate, now - offset)
+        self.offset = offset
         self.rooms: dict[Room, None] = {}  # insertion-ordered set
+
+    @property
+    def deadline(self) -> float:
+        return self.clock.deadline + self.offset
 
 
 class Scheduler:
-    def __init__(self, stats: TickStats | None = None, timer=time.perf_counter) -> None:
-        self._groups: dict[int, _Group] = {}
+    def __init__(
+        self, stats: TickStats | None = None, timer=time.perf_counter, phases: int = 1
+    ) -> None:
+        if phases < 1:
+            raise ValueError("phases must be at least 1")
+        self.phases = phases
+        self._groups: dict[tuple[int, int], _Group] = {}  # by (rate, phase)
+        self._key_of: dict[Room, tuple[int, int]] = {}
         self.stats = stats or TickStats()
         self._timer = timer  # only measures how long ticks take
         # Counts new tick groups: the only event that can bring the next
@@ -41,24 +58,33 @@ class Scheduler:
         self.revision = 0
 
     def add(self, room: Room, now: float) -> None:
-        group = self._groups.get(room.tick_rate)
+        rate = room.tick_rate
+        groups = self._groups
+        phase = min(
+            range(self.phases),
+            key=lambda k: len(groups[rate, k].rooms) if (rate, k) in groups else 0,
+        )
+        key = (rate, phase)
+        group = groups.get(key)
         if group is None:
-            group = self._groups[room.tick_rate] = _Group(room.tick_rate, now)
+            group = groups[key] = _Group(rate, phase / self.phases / rate, now)
             self.revision += 1
         group.rooms[room] = None
+        self._key_of[room] = key
 
     def remove(self, room: Room) -> None:
-        group = self._groups.get(room.tick_rate)
-        if group is None:
+        key = self._key_of.pop(room, None)
+        if key is None:
             return
-        group.rooms.pop(room, None)
+        group = self._groups[key]
+        del group.rooms[room]
         if not group.rooms:
-            del self._groups[room.tick_rate]
+            del self._groups[key]
 
     def next_deadline(self) -> float | None:
         if not self._groups:
             return None
-        return min(group.clock.deadline for group in self._groups.values())
+        return min(group.deadline for group in self._groups.values())
 
     def run_due(self, now: float) -> int:
         """Tick every room whose deadline has come. Returns the room-ticks run."""
@@ -66,7 +92,7 @@ class Scheduler:
         stats = self.stats
         for group in list(self._groups.values()):
             clock = group.clock
-            skipped = clock.due(now)
+            skipped = clock.due(now - group.offset)
             if skipped < 0:
                 continue
             started = self._timer()

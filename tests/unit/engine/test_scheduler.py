@@ -234,3 +234,40 @@ def test_each_distinct_script_error_is_logged_once_and_a_room_logs_a_bounded_num
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == MAX_LOGGED_ERRORS + 1 and "no more are logged" in lines[-1]
     assert len(sink.of_type("error")) == 200  # the members still got every one
+
+
+def test_tick_phases_spread_a_rates_rooms_evenly_over_the_period():
+    scheduler = Scheduler(phases=4)
+    rooms = [make_room(room_id=f"r{i}", seated=True)[0] for i in range(8)]
+    for room in rooms:
+        scheduler.add(room, now=0.0)
+    period = 1 / 64
+    deadlines, ticked_at = [], {}
+    for _ in range(8):  # two periods
+        deadline = scheduler.next_deadline()
+        before = {room: room.tick for room in rooms}
+        assert scheduler.run_due(deadline) == 2  # each phase holds 2 of the 8 rooms
+        deadlines.append(deadline)
+        for room in rooms:
+            if room.tick > before[room]:
+                ticked_at.setdefault(room, []).append(deadline)
+    steps = [b - a for a, b in zip(deadlines, deadlines[1:], strict=False)]
+    assert steps == pytest.approx([period / 4] * 7)
+    # Every room ticked once per period, always in its own phase.
+    assert all(len(times) == 2 for times in ticked_at.values()) and len(ticked_at) == 8
+    assert all(b - a == pytest.approx(period) for a, b in ticked_at.values())
+
+
+def test_a_new_room_joins_the_phase_with_the_fewest_rooms_and_a_gone_one_frees_its_place():
+    scheduler = Scheduler(phases=2)
+    a, b, c = (make_room(room_id=x, seated=True)[0] for x in "abc")
+    scheduler.add(a, now=0.0)
+    scheduler.add(b, now=0.0)  # the other phase
+    scheduler.remove(a)
+    scheduler.add(c, now=0.0)  # a's phase is empty now: c takes it
+    first = scheduler.next_deadline()
+    assert scheduler.run_due(first) == 1
+    second = scheduler.next_deadline()
+    assert scheduler.run_due(second) == 1
+    assert (c.tick, b.tick) == (1, 1)
+    assert second - first == pytest.approx(1 / 64 / 2)
