@@ -839,10 +839,11 @@ cdef inline int _check_now(double now, double period) except -1:
 
 
 cdef class TickClock:
-    """When a room's next tick is due, on a grid shared by all rooms of a rate.
+    """When a room's next tick is due, on a fixed grid of deadlines.
 
     Deadlines are `index * period` for an integer `index`, so they never
-    drift and rooms of the same rate tick together.  The caller feeds the
+    drift and rooms sharing a clock tick together (the scheduler shifts a
+    phase's times by its offset).  The caller feeds the
     current time to `due` and runs one tick whenever it returns >= 0; a
     late room skips the periods it missed rather than bursting to catch up.
     All attributes are read-only.

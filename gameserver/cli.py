@@ -1,6 +1,6 @@
 """`gameserver`: serve, or manage apps.
 
-gameserver [--host H] [--port P] [--tick-rate N] [--data-dir D]
+gameserver [--host H] [--port P] [--tick-rate N] [--tick-phases N] [--data-dir D]
            [--scripts-dir D ...] [--max-message-bytes N] [--transport T] [--compression off|deflate]
            [--log-level L]
            [--max-connections-per-ip N] [--[no-]require-strong-keys] [--dev]
@@ -49,6 +49,13 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.tick_rate,
         help=f"ticks per second of rooms that do not ask for one "
         f"({_DEFAULTS.min_tick_rate}..{_DEFAULTS.max_tick_rate})",
+    )
+    p.add_argument(
+        "--tick-phases",
+        type=int,
+        default=_DEFAULTS.tick_phases,
+        help="groups the rooms of one tick rate tick in, spread over the period: more "
+        "cut the wait for a delta, 1 batches the most (1..16)",
     )
     p.add_argument(
         "--admin-port",
@@ -218,6 +225,8 @@ def _config_from(args: argparse.Namespace) -> Config:
         raise SystemExit(
             f"gameserver: --tick-rate must be {_DEFAULTS.min_tick_rate}..{_DEFAULTS.max_tick_rate}"
         )
+    if not 1 <= args.tick_phases <= 16:
+        raise SystemExit("gameserver: --tick-phases must be 1..16")
     if args.max_message_bytes < 1024:
         raise SystemExit("gameserver: --max-message-bytes must be at least 1024")
     if args.max_connections_per_ip < 0:
@@ -241,6 +250,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         port=args.port,
         admin_port=getattr(args, "admin_port", None),
         tick_rate=args.tick_rate,
+        tick_phases=args.tick_phases,
         data_dir=args.data_dir,
         scripts_dirs=(*args.scripts_dir, BUILTIN_SCRIPTS_DIR),
         max_message_bytes=args.max_message_bytes,

@@ -58,6 +58,8 @@ class Scheduler:
         self.revision = 0
 
     def add(self, room: Room, now: float) -> None:
+        if room in self._key_of:
+            return
         rate = room.tick_rate
         groups = self._groups
         phase = min(
@@ -91,10 +93,12 @@ class Scheduler:
         ran = 0
         stats = self.stats
         for group in list(self._groups.values()):
-            clock = group.clock
-            skipped = clock.due(now - group.offset)
-            if skipped < 0:
+            if now < group.deadline:
                 continue
+            clock = group.clock
+            # Due by the deadline announced (grid + offset), which now - offset
+            # can round to just below (at rates whose period is not a power of 2).
+            skipped = clock.due(max(now - group.offset, clock.deadline))
             started = self._timer()
             dt = clock.period * (1 + skipped)
             ticked = 0

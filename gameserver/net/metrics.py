@@ -48,7 +48,7 @@ class GameCollector(Collector):
         stats = service.stats
         yield _histogram(
             "gameserver_tick_duration_seconds",
-            "How long one tick of a group of rooms with the same tick rate took.",
+            "How long one tick of a group of rooms (one phase of one tick rate) took.",
             ticks.duration_histogram,
         )
         yield _histogram(

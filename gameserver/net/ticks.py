@@ -50,7 +50,8 @@ class KernelTimer:
         self._settime = libc.timerfd_settime
         self._fd = fd
         self._spec = _Itimerspec()
-        asyncio.get_running_loop().add_reader(fd, self._fired, callback)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(fd, self._fired, callback)
 
     @classmethod
     def open(cls, callback: Callable[[], None]) -> KernelTimer | None:
@@ -61,18 +62,32 @@ class KernelTimer:
             fd = libc.timerfd_create(cls._CLOCK_MONOTONIC, cls._TFD_CLOEXEC | cls._TFD_NONBLOCK)
         except (OSError, AttributeError):
             return None
-        return cls(libc, fd, callback) if fd >= 0 else None
+        if fd < 0:
+            return None
+        try:
+            return cls(libc, fd, callback)
+        except BaseException:  # no running loop, say: the fd must not leak
+            os.close(fd)
+            raise
 
     def set(self, deadline: float) -> None:
         # A deadline already past (0 would disarm) fires at once.
         ns = max(1, round(deadline * 1e9))
         value = self._spec.it_value
         value.tv_sec, value.tv_nsec = divmod(ns, 1_000_000_000)
-        self._settime(self._fd, self._TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None)
+        if self._settime(self._fd, self._TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None):
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"timerfd_settime: {os.strerror(errno)}")
 
     def close(self) -> None:
-        asyncio.get_running_loop().remove_reader(self._fd)
-        os.close(self._fd)
+        if self._fd < 0:
+            return
+        fd, self._fd = self._fd, -1
+        try:
+            if not self._loop.is_closed():
+                self._loop.remove_reader(fd)
+        finally:
+            os.close(fd)
 
     def _fired(self, callback: Callable[[], None]) -> None:
         try:

@@ -38,6 +38,7 @@ async def test_help_explains_every_flag_with_its_default():
         "--host",
         "--port",
         "--tick-rate",
+        "--tick-phases",
         "--data-dir",
         "--scripts-dir",
         "--max-message-bytes",
@@ -75,6 +76,11 @@ async def test_app_create_prints_one_json_line(tmp_path):
     assert code == 1 and "already exists" in err
     code, out, _ = await run("app", "list", "--data-dir", str(tmp_path))
     assert json.loads(out)["public_key"] == created["public_key"]
+
+
+async def test_tick_phases_out_of_range_are_refused_with_the_range():
+    code, _, err = await run("--tick-phases", "0")
+    assert code != 0 and "--tick-phases must be 1..16" in err
 
 
 async def test_serve_creates_default_app_prints_url_serves_and_stops_on_sigterm(tmp_path):

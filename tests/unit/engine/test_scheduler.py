@@ -271,3 +271,27 @@ def test_a_new_room_joins_the_phase_with_the_fewest_rooms_and_a_gone_one_frees_i
     assert scheduler.run_due(second) == 1
     assert (c.tick, b.tick) == (1, 1)
     assert second - first == pytest.approx(1 / 64 / 2)
+
+
+@pytest.mark.parametrize("rate", [60, 30, 20])
+def test_a_phase_group_is_due_exactly_at_the_deadline_it_announces(rate):
+    # The group's offset is taken off the time again inside; at rates whose
+    # period is not a power of two that can round to just below the grid
+    # point, and a group announced as due must still tick (found at 60 Hz,
+    # wake-up 6721: the deadline stuck and nothing ticked again).
+    scheduler = Scheduler(phases=4)
+    rooms = [make_room(room_id=f"r{i}", rate=rate, seated=True)[0] for i in range(4)]
+    for room in rooms:
+        scheduler.add(room, now=0.0)
+    for _ in range(8000):
+        assert scheduler.run_due(scheduler.next_deadline()) == 1
+    assert [room.tick for room in rooms] == [2000] * 4
+
+
+def test_adding_a_room_twice_keeps_it_in_one_group():
+    scheduler = Scheduler(phases=2)
+    room, _ = make_room(seated=True)
+    scheduler.add(room, now=0.0)
+    scheduler.add(room, now=0.0)
+    scheduler.remove(room)
+    assert scheduler.next_deadline() is None
