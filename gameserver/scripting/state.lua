@@ -43,6 +43,8 @@ local listMarks = setmetatable({}, { __mode = "k" }) -- plain tables made by lis
 local root -- the current root proxy (always a MAP)
 local dirty = {} -- proxy -> { key -> whether the key existed before its first write }
 local rootReplaced = false
+-- Map keys that are valid strings already: the common write skips checking.
+local goodKeys, goodCount = {}, 0
 
 -- Strings ---------------------------------------------------------------
 
@@ -291,8 +293,12 @@ newindex = function(p, k, v)
         local n = rawlen(data)
         k = listIndex(k, v, n)
         resized = v == nil or k == n + 1
-    elseif type(k) ~= "string" or k == "" or not utf8len(k) then
-        k = mapKey(k) -- the common case, a valid string, skips the call
+    elseif not goodKeys[k] then
+        if type(k) ~= "string" or k == "" or not utf8len(k) then
+            k = mapKey(k)
+        elseif goodCount < 1024 and #k <= 64 then -- bounded: it keeps its keys alive
+            goodKeys[k], goodCount = true, goodCount + 1
+        end
     end
     local old = data[k] -- a miss on a normalised key is nil (see MAP_DATA)
     local tv = type(v)
@@ -487,7 +493,8 @@ function S.collect()
                 local data = m.data
                 for k, existed in next, keys do
                     local v = data[k]
-                    local kp = keyPath(m, path, k)
+                    local paths = m.paths
+                    local kp = paths and paths[k] or keyPath(m, path, k)
                     local tv = type(v)
                     if v == nil then
                         m.paths[k] = nil -- keeps the cache no bigger than the keys
