@@ -115,7 +115,7 @@ class Config:
     # Rooms of one tick rate tick in this many groups spread evenly over the
     # period: a move then waits for its own group's tick work, not every
     # room's, before its delta leaves (docs/performance.md).
-    tick_phases: int = 4
+    tick_phases: int = 8
     min_tick_rate: int = 1
     max_tick_rate: int = 128
     default_max_players: int = 100

@@ -29,17 +29,14 @@ __all__ = ["Scheduler"]
 
 
 class _Group:
-    __slots__ = ("clock", "offset", "rooms")
+    __slots__ = ("clock", "offset", "deadline", "rooms")
 
     def __init__(self, rate: int, offset: float, now: float) -> None:
         # The clock keeps the plain grid; the group's times are shifted by `offset`.
         self.clock = _accel.TickClock(rate, now - offset)
         self.offset = offset
+        self.deadline = self.clock.deadline + offset  # kept in step with the clock's
         self.rooms: dict[Room, None] = {}  # insertion-ordered set
-
-    @property
-    def deadline(self) -> float:
-        return self.clock.deadline + self.offset
 
 
 class Scheduler:
@@ -51,6 +48,7 @@ class Scheduler:
         self.phases = phases
         self._groups: dict[tuple[int, int], _Group] = {}  # by (rate, phase)
         self._key_of: dict[Room, tuple[int, int]] = {}
+        self._next: float | None = None  # the soonest group deadline, kept current
         self.stats = stats or TickStats()
         self._timer = timer  # only measures how long ticks take
         # Counts new tick groups: the only event that can bring the next
@@ -73,6 +71,7 @@ class Scheduler:
             self.revision += 1
         group.rooms[room] = None
         self._key_of[room] = key
+        self._find_next()
 
     def remove(self, room: Room) -> None:
         key = self._key_of.pop(room, None)
@@ -82,23 +81,29 @@ class Scheduler:
         del group.rooms[room]
         if not group.rooms:
             del self._groups[key]
+            self._find_next()
 
     def next_deadline(self) -> float | None:
-        if not self._groups:
-            return None
-        return min(group.deadline for group in self._groups.values())
+        return self._next
+
+    def _find_next(self) -> None:
+        groups = self._groups
+        self._next = min(group.deadline for group in groups.values()) if groups else None
 
     def run_due(self, now: float) -> int:
         """Tick every room whose deadline has come. Returns the room-ticks run."""
         ran = 0
         stats = self.stats
+        moved = False  # some group's deadline moved on
         for group in list(self._groups.values()):
             if now < group.deadline:
                 continue
+            moved = True
             clock = group.clock
             # Due by the deadline announced (grid + offset), which now - offset
             # can round to just below (at rates whose period is not a power of 2).
             skipped = clock.due(max(now - group.offset, clock.deadline))
+            group.deadline = clock.deadline + group.offset
             started = self._timer()
             dt = clock.period * (1 + skipped)
             ticked = 0
@@ -111,4 +116,6 @@ class Scheduler:
             stats.ticks += ticked
             stats.skipped += skipped * ticked
             stats.record(clock.last_lateness, self._timer() - started)
+        if moved:
+            self._find_next()
         return ran
