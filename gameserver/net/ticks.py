@@ -92,7 +92,7 @@ class KernelTimer:
     def _fired(self, callback: Callable[[], None]) -> None:
         try:
             os.read(self._fd, 8)  # the expiry count: reading it re-arms readiness
-        except BlockingIOError:  # re-set or cleared since it fired
+        except BlockingIOError:  # set again since it fired: not due yet
             return
         callback()
 
@@ -146,7 +146,6 @@ class TickTimer:
     def close(self) -> None:
         """Stop waking, for good (the server is stopping)."""
         self._disarm()
-        self._armed_for = None
         self._state = "closed"
         if self._kernel is not None:
             self._kernel.close()
@@ -155,6 +154,7 @@ class TickTimer:
     def _disarm(self) -> None:
         # (A kernel timer needs nothing: setting it again replaces its
         # deadline, and drops an expiry not yet read.)
+        self._armed_for = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -177,7 +177,6 @@ class TickTimer:
 
     def _run(self) -> None:
         self._disarm()
-        self._armed_for = None
         self._service.run_ticks(time.monotonic())
         self._after_ticks()
         self.arm()
