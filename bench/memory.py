@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -60,8 +62,10 @@ async def drain(ws: ClientConnection) -> None:
 
 
 async def main(count: int) -> dict:
+    data_dir = tempfile.mkdtemp(prefix="gs-mem-")
+    atexit.register(shutil.rmtree, data_dir, True)  # after the server has stopped
     server = await asyncio.create_subprocess_exec(
-        sys.executable, str(HERE / "serve.py"), tempfile.mkdtemp(prefix="gs-mem-"),
+        sys.executable, str(HERE / "serve.py"), data_dir,
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert server.stdout is not None

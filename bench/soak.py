@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import itertools
 import json
@@ -34,6 +35,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -293,7 +295,9 @@ async def start_server(data_dir: str) -> tuple[asyncio.subprocess.Process, str, 
 
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     rooms = max(1, args.clients // ROOM_SIZE)
-    server, url, metrics_url = await start_server(tempfile.mkdtemp(prefix="gs-soak-"))
+    data_dir = tempfile.mkdtemp(prefix="gs-soak-")
+    atexit.register(shutil.rmtree, data_dir, True)  # after the server has stopped
+    server, url, metrics_url = await start_server(data_dir)
     assert server.stderr is not None
     log = ServerLog(server.stderr)
     run = Run(args, url)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -54,6 +56,7 @@ async def client(url: str, n: int, stop: asyncio.Event, counts: list[int]) -> No
 
 async def run(clients: int, duration: float, warmup: float, transport: str | None) -> dict:
     data_dir = tempfile.mkdtemp(prefix="gs-bench-")
+    atexit.register(shutil.rmtree, data_dir, True)  # after the server has stopped
     server = await asyncio.create_subprocess_exec(
         sys.executable, str(HERE / "serve.py"), data_dir, "--cpu", "0",
         *(["--transport", transport] if transport else []),
