@@ -116,6 +116,9 @@ class Config:
     # period: a move then waits for its own group's tick work, not every
     # room's, before its delta leaves (docs/performance.md).
     tick_phases: int = 8
+    # ...but one more phase only per this many rooms of the rate: each phase
+    # is a wake-up of its own, which a few rooms' ticks do not repay.
+    tick_phase_min_rooms: int = 8
     min_tick_rate: int = 1
     max_tick_rate: int = 128
     default_max_players: int = 100

@@ -86,7 +86,7 @@ class GameService:
         self.clock = clock
         self.wall_ms = wall_ms
         self.directory = RoomDirectory()
-        self.scheduler = Scheduler(phases=config.tick_phases)
+        self.scheduler = Scheduler(phases=config.tick_phases, min_rooms=config.tick_phase_min_rooms)
         self.stats = ServiceStats()  # read by /metrics at scrape time
         self.fanout = Fanout()
         self.sessions: dict[tuple[str, str], Session] = {}

@@ -295,3 +295,21 @@ def test_adding_a_room_twice_keeps_it_in_one_group():
     scheduler.add(room, now=0.0)
     scheduler.remove(room)
     assert scheduler.next_deadline() is None
+
+
+def test_a_rate_uses_one_more_phase_per_min_rooms_of_its_rooms():
+    # Each phase is a wake-up of its own: a few rooms tick together.
+    def rooms_per_wakeup(rooms: int) -> list[int]:
+        scheduler = Scheduler(phases=8, min_rooms=4)
+        for i in range(rooms):
+            scheduler.add(make_room(room_id=f"r{i}", seated=True)[0], now=0.0)
+        counts = []
+        first = scheduler.next_deadline()
+        while (deadline := scheduler.next_deadline()) < first + 1 / 64 - 1e-9:
+            counts.append(scheduler.run_due(deadline))
+        return sorted(counts)
+
+    assert rooms_per_wakeup(4) == [4]
+    assert rooms_per_wakeup(5) == [1, 4]  # rooms stay where they joined
+    assert rooms_per_wakeup(12) == [4, 4, 4]
+    assert rooms_per_wakeup(40) == [5] * 8  # never more than `phases`
