@@ -126,10 +126,13 @@ async def main() -> None:
         watch = StallWatch(app.service, args.watch / 1000 or 1 / args.tick_rate)
 
     lua_before = [0.0]  # the server's time in Lua when the window started
+    actions_before = [0]  # and the actions it had handled
+    messages_in = app.service.stats.messages_in
 
     def reset() -> None:
         app.service.scheduler.stats = TickStats()
         lua_before[0] = app.service.stats.script_seconds
+        actions_before[0] = messages_in["action"]
         pauses.reset()
         if watch is not None:
             watch.armed = True
@@ -142,6 +145,7 @@ async def main() -> None:
     summary["transport"] = config.transport
     summary["rooms"] = len(app.service.directory)
     summary["script_seconds"] = app.service.stats.script_seconds - lua_before[0]
+    summary["actions_in"] = messages_in["action"] - actions_before[0]
     summary.update(pauses.summary())
     print(json.dumps(summary), flush=True)
     await app.stop()
