@@ -7,12 +7,13 @@ frames go out after it. One group per rate batches the most, but then every
 move waits for the whole rate's tick work before its delta leaves; with
 several, it waits for its own group's share. Each group is also a wake-up
 of its own (some 30-100 µs of CPU on a virtual machine), so a rate uses one
-more phase only per `min_rooms` of its rooms: 8 rooms tick together, 64 in
-8 phases. A room joins the group with the fewest rooms among those in use,
-and stays in it. Deadlines are absolute: lateness never
-accumulates into drift. A group that wakes more than a period late skips
-the missed ticks (each room's `tick` still counts them and `dt` covers
-them) instead of bursting to catch up.
+more phase only per `min_rooms` of its rooms (with the server's defaults,
+8 phases and 8 rooms: 8 rooms tick together, 64 in 8 phases). A room joins
+the group with the fewest rooms among those in use, and stays in it.
+
+Deadlines are absolute: lateness never accumulates into drift. A group that
+wakes more than a period late skips the missed ticks (each room's `tick`
+still counts them and `dt` covers them) instead of bursting to catch up.
 
 `now` is always a parameter: tests drive this with a manual clock.
 """
