@@ -8,8 +8,10 @@ move waits for the whole rate's tick work before its delta leaves; with
 several, it waits for its own group's share. Each group is also a wake-up
 of its own (some 30-100 µs of CPU on a virtual machine), so a rate uses one
 more phase only per `min_rooms` of its rooms (with the server's defaults,
-8 phases and 8 rooms: 8 rooms tick together, 64 in 8 phases). A room joins
-the group with the fewest rooms among those in use, and stays in it.
+8 phases and 8 rooms: 8 rooms tick together, 64 in 8 phases), and the
+phases come into use spread over the period (half a period apart with 2,
+a quarter with 4). A room joins the group with the fewest rooms among
+those in use, and stays in it.
 
 Deadlines are absolute: lateness never accumulates into drift. A group that
 wakes more than a period late skips the missed ticks (each room's `tick`
@@ -43,6 +45,20 @@ class _Group:
         self.rooms: dict[Room, None] = {}  # insertion-ordered set
 
 
+def _spread_order(phases: int) -> list[int]:
+    """The phases in the order a rate takes them into use, each as far from
+    those before it as the circle of the period allows (8: 0 4 2 6 1 5 3 7),
+    so that the phases in use at any count lie spread over the period."""
+    order = [0]
+    while len(order) < phases:
+
+        def gap(k: int) -> int:
+            return min(min((k - j) % phases, (j - k) % phases) for j in order)
+
+        order.append(max((k for k in range(phases) if k not in order), key=gap))
+    return order
+
+
 class Scheduler:
     def __init__(
         self,
@@ -55,6 +71,7 @@ class Scheduler:
             raise ValueError("phases and min_rooms must be at least 1")
         self.phases = phases
         self.min_rooms = min_rooms
+        self._spread = _spread_order(phases)
         self._groups: dict[tuple[int, int], _Group] = {}  # by (rate, phase)
         self._key_of: dict[Room, tuple[int, int]] = {}
         self._next: float | None = None  # the soonest group deadline, kept current
@@ -76,7 +93,7 @@ class Scheduler:
 
         rooms = 1 + sum(rooms_in(k) for k in range(self.phases))  # with this one
         in_use = min(self.phases, -(-rooms // self.min_rooms))
-        phase = min(range(in_use), key=rooms_in)
+        phase = min(self._spread[:in_use], key=rooms_in)
         key = (rate, phase)
         group = groups.get(key)
         if group is None:

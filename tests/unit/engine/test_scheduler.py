@@ -313,3 +313,18 @@ def test_a_rate_uses_one_more_phase_per_min_rooms_of_its_rooms():
     assert rooms_per_wakeup(5) == [1, 4]  # rooms stay where they joined
     assert rooms_per_wakeup(12) == [4, 4, 4]
     assert rooms_per_wakeup(40) == [5] * 8  # never more than `phases`
+
+
+def test_the_phases_in_use_lie_spread_over_the_period():
+    # With 2 of 8 phases in use they are half a period apart, with 4 a
+    # quarter: not the first 2 or 4 eighths, one after the other.
+    for rooms, spacing in ((2, 1 / 2), (4, 1 / 4), (8, 1 / 8)):
+        scheduler = Scheduler(phases=8, min_rooms=1)
+        for i in range(rooms):
+            scheduler.add(make_room(room_id=f"r{i}", seated=True)[0], now=0.0)
+        deadlines = []
+        for _ in range(rooms + 1):
+            deadlines.append(scheduler.next_deadline())
+            assert scheduler.run_due(deadlines[-1]) == 1
+        steps = [b - a for a, b in zip(deadlines, deadlines[1:], strict=False)]
+        assert steps == pytest.approx([spacing / 64] * rooms)
