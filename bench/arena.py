@@ -9,8 +9,9 @@ per room (the probe) decodes what it receives to time action-to-own-delta
 latency: from sending a move until the delta that shows its own new x. Prints
 one JSON line; a run where the generator itself used more than 90 % of its
 core, or sent under 95 % of its moves, is marked `"valid": false` (its
-figures measure the generator, not the server). The generator is built to stay cheap: picows clients, every move
-encoded once in advance, one loop sending for all clients.
+figures measure the generator, not the server). The generator is built to
+stay cheap: picows clients, every move encoded once in advance, one loop
+sending for all clients.
 """
 
 from __future__ import annotations

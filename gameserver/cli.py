@@ -54,9 +54,9 @@ def _serve_parser() -> argparse.ArgumentParser:
         "--tick-phases",
         type=int,
         default=_DEFAULTS.tick_phases,
-        help="at most this many groups (one per 8 rooms) the rooms of one tick rate tick in, "
-        "spread over the period: more cut the wait for a delta, 1 has the fewest "
-        "wake-ups (1..16)",
+        help=f"at most this many groups (one per {_DEFAULTS.tick_phase_min_rooms} rooms) the "
+        "rooms of one tick rate tick in, spread over the period: more cut the wait for a "
+        "delta, 1 has the fewest wake-ups (1..16)",
     )
     p.add_argument(
         "--admin-port",

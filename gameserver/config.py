@@ -112,7 +112,7 @@ class Config:
 
     # Rooms
     tick_rate: int = 64  # default for rooms that do not ask for one
-    # Rooms of one tick rate tick in this many groups spread evenly over the
+    # Rooms of one tick rate tick in up to this many groups spread over the
     # period: a move then waits for its own group's tick work, not every
     # room's, before its delta leaves (docs/performance.md).
     tick_phases: int = 8

@@ -47,7 +47,7 @@ class _Group:
 
 def _spread_order(phases: int) -> list[int]:
     """The phases in the order a rate takes them into use, each as far from
-    those before it as the circle of the period allows (8: 0 4 2 6 1 5 3 7),
+    those before it as the circle of the period allows (8: 0 4 2 6 1 3 5 7),
     so that the phases in use at any count lie spread over the period."""
     order = [0]
     while len(order) < phases:

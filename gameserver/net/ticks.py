@@ -160,8 +160,7 @@ class TickTimer:
             self._timer = None
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._armed_for = None
+        self._disarm()  # it fired: nothing is armed now
         deadline = self._service.next_deadline()
         if deadline is None:
             return
